@@ -1,0 +1,378 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Read-only probe of one Airflow Celery worker install, for the airflow_celery_config role."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: airflow_celery_config_probe
+short_description: Read what an Airflow Celery worker runs with, without changing anything
+description:
+  - Runs the worker's own Python as the worker unit's user, with the unit's environment,
+    and reports what that interpreter sees.
+  - O(mode=facts) reports versions, the module holding C(DEFAULT_CELERY_CONFIG), the unit's
+    environment and airflow.cfg facts.
+  - O(mode=effective) imports the worker's Celery app exactly as C(airflow celery worker) does
+    and compares every managed setting with its intended value.
+  - O(mode=ping) waits until the unit is active and its worker answers a Celery ping.
+  - Never changes anything; safe in check mode.
+options:
+  mode: {type: str, required: true, choices: [facts, effective, ping]}
+  install:
+    type: dict
+    required: true
+    description: The worker install, as the role's inputs name it.
+    suboptions:
+      python: {type: path, required: true, description: The worker venv's interpreter.}
+      airflow_home: {type: path, required: true}
+      cfg_path: {type: path, required: true}
+      service: {type: str, required: true, description: The worker's systemd unit.}
+      module_dir: {type: path, required: true}
+      module_name: {type: str, required: true}
+      dict_name: {type: str, required: true}
+      settings: {type: dict, default: {}, description: Managed Celery settings and their intended values.}
+      node_name: {type: str, default: '', description: Celery node name to ping; empty means celery@<hostname>.}
+      timeout: {type: int, default: 120, description: Seconds O(mode=ping) waits.}
+author: airflow_celery_config contributors
+"""
+
+import json
+import keyword
+import os
+import pwd
+import re
+import shlex
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+# Module paths of DEFAULT_CELERY_CONFIG and of the worker's Celery app, newest first.
+DEFAULT_CONFIG_MODULES = (
+    "airflow.providers.celery.executors.default_celery",
+    "airflow.config_templates.default_celery",
+)
+APP_MODULES = (
+    "airflow.providers.celery.executors.celery_executor",
+    "airflow.executors.celery_executor",
+)
+SHADOW_VARIABLE = "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"
+
+# Runs inside the worker's interpreter (Python 3.8+), as the unit's user, with the unit's
+# environment. It reads a JSON request on stdin and prints one JSON answer.
+CHILD = r'''
+import importlib, json, platform, socket, sys, time
+req = json.load(sys.stdin)
+out = {"python_version": platform.python_version(), "hostname": socket.gethostname()}
+
+def dist_version(name):
+    try:
+        from importlib.metadata import version
+    except ImportError:
+        import pkg_resources
+        return pkg_resources.get_distribution(name).version
+    try:
+        return version(name)
+    except Exception:
+        return None
+
+def app():
+    errors = []
+    for path in req["app_modules"]:
+        try:
+            return importlib.import_module(path).app, path
+        except ModuleNotFoundError as exc:
+            errors.append("%s: %s" % (path, exc))
+    raise RuntimeError("no Celery app module: " + "; ".join(errors))
+
+def contains(actual, wanted):
+    if isinstance(wanted, dict):
+        return isinstance(actual, dict) and all(
+            k in actual and contains(actual[k], v) for k, v in wanted.items())
+    if isinstance(wanted, list) and isinstance(actual, (list, tuple)):
+        return len(actual) == len(wanted) and all(contains(a, w) for a, w in zip(actual, wanted))
+    return actual == wanted
+
+def plain(value):
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return repr(value)
+
+mode = req["mode"]
+if mode == "facts":
+    # Look for an installed module of the same name before Airflow puts its config
+    # folder on sys.path: such a module would win the import, or be shadowed by ours.
+    import importlib.util
+    spec = importlib.util.find_spec(req["module_name"])
+    out["module_name_taken_by"] = spec.origin if spec is not None else None
+    import airflow
+    out["versions"] = {
+        "airflow": getattr(airflow, "__version__", None) or dist_version("apache-airflow"),
+        "celery": dist_version("celery"),
+        "celery_provider": dist_version("apache-airflow-providers-celery"),
+    }
+    out["default_config_module"] = None
+    for path in req["default_config_modules"]:
+        try:
+            module = importlib.import_module(path)
+        except ModuleNotFoundError:
+            continue
+        if hasattr(module, "DEFAULT_CELERY_CONFIG"):
+            out["default_config_module"] = path
+            break
+    from airflow.configuration import conf
+    out["config_options"] = conf.get("celery", "celery_config_options", fallback=None)
+elif mode == "effective":
+    celery_app, out["app_module"] = app()
+    conf = celery_app.conf
+    out["effective"] = {key: plain(conf.get(key)) for key in req["settings"]}
+    out["mismatches"] = sorted(key for key, value in req["settings"].items()
+                               if not contains(conf.get(key), value))
+    from airflow.configuration import conf as airflow_conf
+    out["config_options"] = airflow_conf.get("celery", "celery_config_options", fallback=None)
+elif mode == "ping":
+    celery_app, _ = app()
+    node = req["node_name"] or "celery@" + out["hostname"]
+    out["node_name"] = node
+    deadline = time.time() + req["timeout"]
+    replies = []
+    while time.time() < deadline and not replies:
+        replies = celery_app.control.ping(destination=[node], timeout=2.0)
+    out["replies"] = plain(replies)
+print("\n" + json.dumps(out))
+'''
+
+
+def systemd_unit(module, unit):
+    """The unit's user and environment, as systemd will start it next time."""
+    rc, out, err = module.run_command(
+        ["systemctl", "show", unit, "--property=LoadState,ActiveState,User,Group,Environment,"
+         "EnvironmentFiles,WorkingDirectory"])
+    if rc != 0:
+        module.fail_json(msg="systemctl show %s failed: %s" % (unit, err.strip()))
+    props = {}
+    env_files = []
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        if key == "EnvironmentFiles":
+            env_files.append(value)
+        else:
+            props[key] = value
+    if props.get("LoadState") != "loaded":
+        module.fail_json(msg="airflow_celery_config_service: systemd unit %s is not loaded (LoadState=%s)"
+                         % (unit, props.get("LoadState")))
+    env = {}
+    origin = {}
+    for item in shlex.split(props.get("Environment", "")):
+        key, _, value = item.partition("=")
+        env[key] = value
+        origin[key] = "Environment= of %s" % unit
+    for entry in env_files:
+        # systemd prints "PATH (ignore_errors=yes|no)"; a leading "-" is not kept.
+        path, _, flags = entry.partition(" (ignore_errors=")
+        for key, value in read_env_file(module, path, flags.startswith("yes")).items():
+            env[key] = value
+            origin[key] = "EnvironmentFile=%s of %s" % (path, unit)
+    return props, env, origin
+
+
+def read_env_file(module, path, optional):
+    try:
+        with open(path) as handle:
+            text = handle.read()
+    except OSError as exc:
+        if optional:
+            return {}
+        module.fail_json(msg="cannot read EnvironmentFile %s of the worker unit: %s" % (path, exc))
+    env = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        env[key.strip()] = value
+    return env
+
+
+def run_child(module, python, request, user, env, cwd):
+    def drop_privileges():
+        os.setgroups(os.getgrouplist(user.pw_name, user.pw_gid))
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+
+    try:
+        proc = subprocess.run(
+            [python, "-c", CHILD], input=json.dumps(request), env=env, cwd=cwd,
+            preexec_fn=drop_privileges if os.getuid() == 0 and user.pw_uid != 0 else None,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+            timeout=request.get("timeout", 60) + 120, check=False)
+    except OSError as exc:
+        module.fail_json(msg="airflow_celery_config_python: cannot run %s: %s" % (python, exc))
+    answer = None
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode == 0 and lines:
+        try:
+            answer = json.loads(lines[-1])
+        except ValueError:
+            answer = None
+    if answer is None:
+        printed = (proc.stderr.strip() or proc.stdout.strip())[-3000:]
+        module.fail_json(
+            msg="airflow_celery_config_python: %s (as user %s, AIRFLOW_HOME=%s) could not %s. "
+                "It exited %s and printed:\n%s"
+                % (python, user.pw_name, env.get("AIRFLOW_HOME"),
+                   {"facts": "import Airflow", "effective": "load the worker's Celery app",
+                    "ping": "ping the worker"}[request["mode"]], proc.returncode, printed))
+    return answer
+
+
+def cfg_facts(module, path):
+    """airflow.cfg as the role will edit it: value, repeated options, owner and mode."""
+    facts = {"exists": os.path.isfile(path), "value": None, "duplicates": []}
+    if not facts["exists"]:
+        return facts
+    try:
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        module.fail_json(msg="airflow_celery_config_cfg_path: cannot read %s: %s" % (path, exc))
+    section, seen = None, {}
+    for number, line in enumerate(lines, 1):
+        match = re.match(r"\s*\[([^\]]+)\]", line)
+        if match:
+            section = match.group(1).strip().lower()
+            continue
+        match = re.match(r"([^#;\s][^=:]*?)\s*[=:]\s*(.*)$", line)
+        if not match or section is None:
+            continue
+        option = match.group(1).strip().lower()
+        seen.setdefault((section, option), []).append(number)
+        if (section, option) == ("celery", "celery_config_options"):
+            facts["value"] = match.group(2).strip()
+    facts["duplicates"] = ["[%s] %s on lines %s" % (s, o, ", ".join(map(str, n)))
+                           for (s, o), n in sorted(seen.items()) if len(n) > 1]
+    return facts
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            mode=dict(type="str", required=True, choices=["facts", "effective", "ping"]),
+            install=dict(type="dict", required=True, options=dict(
+                python=dict(type="path", required=True),
+                airflow_home=dict(type="path", required=True),
+                cfg_path=dict(type="path", required=True),
+                service=dict(type="str", required=True),
+                module_dir=dict(type="path", required=True),
+                module_name=dict(type="str", required=True),
+                dict_name=dict(type="str", required=True),
+                settings=dict(type="dict", default={}),
+                node_name=dict(type="str", default=""),
+                timeout=dict(type="int", default=120),
+            )),
+        ),
+        supports_check_mode=True,
+    )
+    p = dict(module.params["install"], mode=module.params["mode"])
+    for name in ("module_name", "dict_name"):
+        if not p[name].isidentifier() or keyword.iskeyword(p[name]):
+            module.fail_json(msg="airflow_celery_config_%s: %r is not a Python identifier"
+                             % (name, p[name]))
+    if not os.path.isdir(p["airflow_home"]):
+        module.fail_json(msg="airflow_celery_config_airflow_home: %s is not a directory" % p["airflow_home"])
+    if not (os.path.isfile(p["python"]) and os.access(p["python"], os.X_OK)):
+        module.fail_json(msg="airflow_celery_config_python: %s is not an executable file" % p["python"])
+
+    props, unit_env, origin = systemd_unit(module, p["service"])
+    try:
+        user = pwd.getpwnam(props.get("User") or "root")
+    except KeyError:
+        module.fail_json(msg="the worker unit %s runs as User=%s, which does not exist"
+                         % (p["service"], props.get("User")))
+    unit_home = unit_env.get("AIRFLOW_HOME", os.path.join(user.pw_dir, "airflow"))
+    if os.path.realpath(unit_home) != os.path.realpath(p["airflow_home"]):
+        module.fail_json(
+            msg="airflow_celery_config_airflow_home is %s but the unit %s runs with AIRFLOW_HOME=%s (%s): "
+                "point the input at the unit's AIRFLOW_HOME"
+                % (p["airflow_home"], p["service"], unit_home,
+                   origin.get("AIRFLOW_HOME", "the default ~%s/airflow" % user.pw_name)))
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": user.pw_dir, "USER": user.pw_name,
+           "LOGNAME": user.pw_name, "LANG": "C.UTF-8"}
+    env.update(unit_env)
+    env["AIRFLOW_HOME"] = unit_home
+    cwd = props.get("WorkingDirectory") or user.pw_dir
+    cwd = cwd if os.path.isdir(cwd) else "/"
+
+    result = dict(changed=False, service_user=user.pw_name, service_active=props.get("ActiveState"))
+    shadow = unit_env.get(SHADOW_VARIABLE)
+    result["config_options_from_env"] = {"value": shadow, "origin": origin.get(SHADOW_VARIABLE)} if shadow else None
+    wanted = "%s.%s" % (p["module_name"], p["dict_name"])
+    request = dict(mode=p["mode"], module_name=p["module_name"], settings=p["settings"],
+                   node_name=p["node_name"], timeout=p["timeout"],
+                   default_config_modules=DEFAULT_CONFIG_MODULES, app_modules=APP_MODULES)
+
+    if p["mode"] == "facts":
+        cfg = cfg_facts(module, p["cfg_path"])
+        if not cfg["exists"]:
+            module.fail_json(msg="airflow_celery_config_cfg_path: %s does not exist" % p["cfg_path"])
+        if cfg["duplicates"]:
+            module.fail_json(msg="airflow_celery_config_cfg_path: %s repeats options, which Airflow refuses "
+                                 "to start with; remove the extra lines first: %s"
+                                 % (p["cfg_path"], "; ".join(cfg["duplicates"])))
+        result["cfg"] = cfg
+        result["module_dir_exists"] = os.path.isdir(p["module_dir"])
+        result.update(run_child(module, p["python"], request, user, env, cwd))
+        taken = result.get("module_name_taken_by")
+        if taken and os.path.dirname(os.path.realpath(taken)) != os.path.realpath(p["module_dir"]):
+            module.fail_json(msg="airflow_celery_config_module_name: %r is already importable from %s; "
+                                 "pick a name no installed module uses" % (p["module_name"], taken))
+        if not result.get("default_config_module"):
+            module.fail_json(msg="no module with DEFAULT_CELERY_CONFIG found for Airflow %s (tried %s): "
+                                 "install the celery provider in %s"
+                                 % (result["versions"]["airflow"], ", ".join(DEFAULT_CONFIG_MODULES), p["python"]))
+        if shadow and shadow != wanted:
+            module.fail_json(msg="%s=%s in %s shadows [celery] celery_config_options in airflow.cfg: "
+                                 "remove it from the unit, or set it to %s"
+                                 % (SHADOW_VARIABLE, shadow, origin[SHADOW_VARIABLE], wanted))
+    elif p["mode"] == "effective":
+        result.update(run_child(module, p["python"], request, user, env, cwd))
+        if result["config_options"] != wanted or result["mismatches"]:
+            reasons = []
+            if result["config_options"] != wanted:
+                source = result["config_options_from_env"]
+                reasons.append("the worker reads celery_config_options=%s, not %s%s" % (
+                    result["config_options"], wanted,
+                    " (set by %s in %s)" % (SHADOW_VARIABLE, source["origin"]) if source else ""))
+            for key in result["mismatches"]:
+                reasons.append("%s is %s, wanted %s" % (
+                    key, json.dumps(result["effective"][key], sort_keys=True),
+                    json.dumps(p["settings"][key], sort_keys=True)))
+            module.fail_json(msg="the worker's Celery app (%s) does not run with the managed settings: %s"
+                                 % (result["app_module"], "; ".join(reasons)), **result)
+    else:
+        deadline = time.time() + p["timeout"]
+        while time.time() < deadline:
+            rc, out, _ = module.run_command(["systemctl", "is-active", p["service"]])
+            if out.strip() == "active":
+                break
+            if out.strip() == "failed":
+                break
+            time.sleep(1)
+        if out.strip() != "active":
+            _, journal, _ = module.run_command(["journalctl", "-u", p["service"], "-n", "20", "--no-pager"])
+            module.fail_json(msg="the worker unit %s is %s after restart; its journal ends with:\n%s"
+                                 % (p["service"], out.strip(), journal))
+        request["timeout"] = max(1, int(deadline - time.time()))
+        result.update(run_child(module, p["python"], request, user, env, cwd))
+        if not result["replies"]:
+            module.fail_json(msg="the worker unit %s is active but %s did not answer a Celery ping within %ss"
+                                 % (p["service"], result["node_name"], p["timeout"]), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the local test images. No registry is reachable on the machines this project
+# is tested on, so the base image comes from debootstrap and every later image is built
+# FROM it. Each image is labelled with a hash of its inputs and rebuilt only when they change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+suite=bookworm
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+base=acc-base:${suite}
+ca_bundle=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
+
+inputs_hash() { cat "$@" | sha256sum | cut -c1-16; }
+
+image_is_current() { # image, hash
+  [ "$(docker image inspect -f '{{ index .Config.Labels "acc.inputs" }}' "$1" 2>/dev/null)" = "$2" ]
+}
+
+build_base() {
+  local hash
+  hash=$(echo "$suite $mirror" | cat - images/base/packages | sha256sum | cut -c1-16)
+  if image_is_current "$base" "$hash"; then echo "image $base is current"; return; fi
+  echo "building $base with debootstrap (about a minute)"
+  local root
+  root=$(mktemp -d)
+  debootstrap --variant=minbase --include="$(grep -v '^#' images/base/packages | paste -sd, -)" \
+    "$suite" "$root" "$mirror" >/dev/null
+  # An empty machine-id lets systemd make one per container at boot.
+  : > "$root/etc/machine-id"
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
+  tar -C "$root" -c . | docker import \
+    -c 'CMD ["/lib/systemd/systemd"]' -c 'ENV container=docker' \
+    -c "LABEL acc.inputs=$hash" - "$base" >/dev/null
+  rm -rf "$root"
+}
+
+build_from_dir() { # name, dir, extra build args...
+  local name=$1 dir=$2 hash ctx
+  shift 2
+  hash=$(inputs_hash $(find "$dir" -type f | sort) <(docker image inspect -f '{{.Id}}' "$base") <(echo "$*"))
+  if image_is_current "$name" "$hash"; then echo "image $name is current"; return; fi
+  echo "building $name"
+  ctx=$(mktemp -d)
+  cp -r "$dir"/. "$ctx"/
+  # pip in a container needs the host's CA bundle where TLS is inspected.
+  cp "$ca_bundle" "$ctx/ca-bundle.crt"
+  docker build -q --pull=false --label "acc.inputs=$hash" --build-arg "BASE=$base" "$@" -t "$name" "$ctx" >/dev/null
+  rm -rf "$ctx"
+}
+
+build_base
+build_from_dir acc-services:${suite} images/services
+for version in ${ACC_AIRFLOW_VERSIONS:-3.3.2}; do
+  build_from_dir "acc-worker:airflow-${version}" images/worker --build-arg "AIRFLOW_VERSION=${version}"
+done

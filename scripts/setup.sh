@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what `make demo` and `make test` need, where it is missing: on a fresh Debian 12
+# machine as root the container engine and debootstrap; everywhere the Python venv.
+# On a workstation with Docker already running, only the venv is made.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! docker info >/dev/null 2>&1; then
+  if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
+    [ "$(id -u)" = 0 ] || { echo "Docker is not running and installing it needs root" >&2; exit 1; }
+    echo "installing docker.io and debootstrap from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    echo "starting dockerd"
+    if command -v systemctl >/dev/null && systemctl start docker 2>/dev/null; then :; else
+      nohup dockerd >/var/log/dockerd.log 2>&1 &
+    fi
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }
+  fi
+fi
+if ! command -v debootstrap >/dev/null && ! docker image inspect acc-base:bookworm >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || { echo "building the base image needs debootstrap (apt-get install debootstrap)" >&2; exit 1; }
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+fi
+
+if [ ! -x .venv/bin/molecule ] || ! cmp -s requirements.txt .venv/requirements.txt; then
+  echo "installing the Python tools into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q -r requirements.txt
+  cp requirements.txt .venv/requirements.txt
+fi
+.venv/bin/ansible-galaxy collection install -r requirements.yml >/dev/null
