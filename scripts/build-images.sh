@@ -34,22 +34,24 @@ build_base() {
   rm -rf "$root"
 }
 
-build_from_dir() { # name, dir, extra build args...
-  local name=$1 dir=$2 hash ctx
-  shift 2
-  hash=$(inputs_hash $(find "$dir" -type f | sort) <(docker image inspect -f '{{.Id}}' "$base") <(echo "$*"))
+build_from_dir() { # name, dir, files the image depends on (space-separated), extra build args...
+  local name=$1 dir=$2 files=$3 hash ctx
+  shift 3
+  hash=$(inputs_hash $files <(docker image inspect -f '{{.Id}}' "$base") <(echo "$*"))
   if image_is_current "$name" "$hash"; then echo "image $name is current"; return; fi
   echo "building $name"
   ctx=$(mktemp -d)
   cp -r "$dir"/. "$ctx"/
   # pip in a container needs the host's CA bundle where TLS is inspected.
   cp "$ca_bundle" "$ctx/ca-bundle.crt"
-  docker build -q --pull=false --label "acc.inputs=$hash" --build-arg "BASE=$base" "$@" -t "$name" "$ctx" >/dev/null
+  DOCKER_BUILDKIT=0 docker build -q --pull=false --label "acc.inputs=$hash" --build-arg "BASE=$base" "$@" -t "$name" "$ctx" >/dev/null
   rm -rf "$ctx"
 }
 
 build_base
-build_from_dir acc-services:${suite} images/services
+build_from_dir acc-services:${suite} images/services images/services/Dockerfile
 for version in ${ACC_AIRFLOW_VERSIONS:-3.3.2}; do
-  build_from_dir "acc-worker:airflow-${version}" images/worker --build-arg "AIRFLOW_VERSION=${version}"
+  w=images/worker
+  build_from_dir "acc-worker:airflow-${version}" $w "$w/Dockerfile $w/requirements-${version}.txt $w/constraints-${version}.txt" \
+    --build-arg "AIRFLOW_VERSION=${version}"
 done
