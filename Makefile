@@ -1,13 +1,16 @@
 # `make demo`: bring up a local containerized worker fleet and roll playbooks/site.yml over it.
-# `make test`: lint and every Molecule scenario.
+# `make test`: lint, unit tests and every Molecule scenario, on every Airflow in the matrix.
 SHELL := /bin/bash
-VENV := .venv/bin
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
 export ANSIBLE_NOCOLOR := 1
 
-.PHONY: setup images demo demo-destroy lint test
+# One representative per Airflow family the role supports (README: Supported versions).
+AIRFLOW_VERSIONS ?= 3.3.2 3.0.6 2.10.5 2.6.3
+export ACC_AIRFLOW_VERSIONS := $(AIRFLOW_VERSIONS)
+
+.PHONY: setup images demo demo-destroy lint unit test
 
 setup:
 	scripts/setup.sh
@@ -15,7 +18,8 @@ setup:
 images: setup
 	scripts/build-images.sh
 
-demo: images
+demo: setup
+	ACC_AIRFLOW_VERSIONS=3.3.2 scripts/build-images.sh
 	molecule destroy
 	molecule converge
 
@@ -26,5 +30,12 @@ lint: setup
 	yamllint .
 	ansible-lint
 
-test: lint images
-	molecule test
+unit: setup
+	python -m pytest -q tests
+
+test: lint unit images
+	@for version in $(AIRFLOW_VERSIONS); do \
+	  echo "== molecule default scenario, Airflow $$version"; \
+	  ACC_AIRFLOW_VERSION=$$version molecule test -s default || exit 1; \
+	done
+	molecule test -s bad_input

@@ -44,7 +44,7 @@ build_from_dir() { # name, dir, files the image depends on (space-separated), ex
   cp -r "$dir"/. "$ctx"/
   # pip in a container needs the host's CA bundle where TLS is inspected.
   cp "$ca_bundle" "$ctx/ca-bundle.crt"
-  DOCKER_BUILDKIT=0 docker build -q --pull=false --label "acc.inputs=$hash" --build-arg "BASE=$base" "$@" -t "$name" "$ctx" >/dev/null
+  docker build -q --pull=false --label "acc.inputs=$hash" --build-arg "BASE=$base" "$@" -t "$name" "$ctx" >/dev/null
   rm -rf "$ctx"
 }
 

@@ -18,6 +18,12 @@ description:
   - Never changes anything; safe in check mode.
 options:
   mode: {type: str, required: true, choices: [facts, effective, ping]}
+  strict:
+    type: bool
+    default: true
+    description:
+      - Fail on a mismatch (O(mode=effective)) or a worker that does not answer (O(mode=ping)).
+      - Otherwise only report it, in RV(mismatch_reasons) or RV(problem).
   install:
     type: dict
     required: true
@@ -33,6 +39,7 @@ options:
       settings: {type: dict, default: {}, description: Managed Celery settings and their intended values.}
       node_name: {type: str, default: '', description: Celery node name to ping; empty means celery@<hostname>.}
       timeout: {type: int, default: 120, description: Seconds O(mode=ping) waits.}
+      extra_setting_names: {type: list, elements: str, default: [], description: Setting names to accept beyond Celery's own.}
 author: airflow_celery_config contributors
 """
 
@@ -61,7 +68,11 @@ SHADOW_VARIABLE = "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"
 # Runs inside the worker's interpreter (Python 3.8+), as the unit's user, with the unit's
 # environment. It reads a JSON request on stdin and prints one JSON answer.
 CHILD = r'''
-import importlib, json, platform, socket, sys, time
+import importlib, json, platform, re, socket, sys, time
+# `python -c` puts the working directory first on sys.path, where the airflow script the
+# worker runs does not: a folder named "airflow" there (AIRFLOW_HOME!) would pass for Airflow.
+if sys.path and sys.path[0] in ("", "."):
+    del sys.path[0]
 req = json.load(sys.stdin)
 out = {"python_version": platform.python_version(), "hostname": socket.gethostname()}
 
@@ -93,11 +104,51 @@ def contains(actual, wanted):
         return len(actual) == len(wanted) and all(contains(a, w) for a, w in zip(actual, wanted))
     return actual == wanted
 
+SECRET = re.compile(r"url|password|secret|backend$|sentinel_kwargs")
+
 def plain(value):
     try:
         return json.loads(json.dumps(value))
     except (TypeError, ValueError):
         return repr(value)
+
+# JSON types each Celery option type accepts; None is always accepted (Celery's "unset").
+CELERY_TYPES = {"string": (str,), "str": (str,), "bool": (bool,), "int": (int,), "float": (int, float),
+                "dict": (dict,), "list": (list,), "tuple": (list,)}
+# SQLAlchemy engine options the role's defaults and their usual companions use.
+ENGINE_OPTION_TYPES = {"pool_pre_ping": (bool,), "pool_recycle": (int,), "pool_size": (int,),
+                       "max_overflow": (int,), "pool_timeout": (int, float), "pool_use_lifo": (bool,),
+                       "echo": (bool,)}
+
+def type_error(name, value, types):
+    if value is None or (isinstance(value, types) and not (isinstance(value, bool) and bool not in types)):
+        return None
+    return "%s is %s, but Celery wants %s" % (
+        name, json.dumps(value), " or ".join(t.__name__ for t in types))
+
+def setting_errors(settings, default_config):
+    import difflib
+    from celery.app.defaults import NAMESPACES, flatten
+    options = dict(flatten(NAMESPACES))
+    known = set(options) | set(default_config) | set(req["extra_setting_names"])
+    errors = []
+    for name, value in sorted(settings.items()):
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=3)
+            errors.append("%s is not a setting of Celery %s%s" % (
+                name, dist_version("celery"), " (did you mean %s?)" % ", ".join(close) if close else ""))
+            continue
+        types = CELERY_TYPES.get(getattr(options.get(name), "type", None))
+        problem = types and type_error(name, value, types)
+        if problem:
+            errors.append(problem)
+        if name == "database_engine_options" and isinstance(value, dict):
+            for key, item in sorted(value.items()):
+                problem = key in ENGINE_OPTION_TYPES and type_error(
+                    "database_engine_options.%s" % key, item, ENGINE_OPTION_TYPES[key])
+                if problem:
+                    errors.append(problem)
+    return errors
 
 mode = req["mode"]
 if mode == "facts":
@@ -120,13 +171,20 @@ if mode == "facts":
             continue
         if hasattr(module, "DEFAULT_CELERY_CONFIG"):
             out["default_config_module"] = path
+            out["setting_errors"] = setting_errors(req["settings"], module.DEFAULT_CELERY_CONFIG)
             break
     from airflow.configuration import conf
     out["config_options"] = conf.get("celery", "celery_config_options", fallback=None)
 elif mode == "effective":
     celery_app, out["app_module"] = app()
     conf = celery_app.conf
-    out["effective"] = {key: plain(conf.get(key)) for key in req["settings"]}
+    out["versions"] = {"airflow": dist_version("apache-airflow"), "celery": dist_version("celery"),
+                       "celery_provider": dist_version("apache-airflow-providers-celery")}
+    # The stale-connection settings are always reported, managed or not.
+    keys = set(req["settings"]) | {"database_engine_options", "database_short_lived_sessions"}
+    # Broker and backend URLs carry passwords: compared, never reported.
+    out["effective"] = {key: "********" if SECRET.search(key) and conf.get(key) else plain(conf.get(key))
+                        for key in sorted(keys)}
     out["mismatches"] = sorted(key for key, value in req["settings"].items()
                                if not contains(conf.get(key), value))
     from airflow.configuration import conf as airflow_conf
@@ -220,7 +278,7 @@ def run_child(module, python, request, user, env, cwd):
         except ValueError:
             answer = None
     if answer is None:
-        printed = (proc.stderr.strip() or proc.stdout.strip())[-3000:]
+        printed = "\n".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-20:])
         module.fail_json(
             msg="airflow_celery_config_python: %s (as user %s, AIRFLOW_HOME=%s) could not %s. "
                 "It exited %s and printed:\n%s"
@@ -228,6 +286,18 @@ def run_child(module, python, request, user, env, cwd):
                    {"facts": "import Airflow", "effective": "load the worker's Celery app",
                     "ping": "ping the worker"}[request["mode"]], proc.returncode, printed))
     return answer
+
+
+def journal_errors(module, unit, since):
+    """The distinct error lines the unit logged since `since`: the reason a worker did not
+    start is often a few tracebacks up, behind a misleading last one."""
+    out = module.run_command(["journalctl", "-u", unit, "--no-pager", "-o", "cat", "--since", "@%d" % since])[1]
+    errors = []
+    for line in out.splitlines():
+        line = line.strip()
+        if re.match(r"[\w.]*(Error|Exception)\b.*:", line) and line not in errors:
+            errors.append(line)
+    return "; errors in its journal: " + " | ".join(errors[:5]) if errors else ""
 
 
 def cfg_facts(module, path):
@@ -262,6 +332,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             mode=dict(type="str", required=True, choices=["facts", "effective", "ping"]),
+            strict=dict(type="bool", default=True),
             install=dict(type="dict", required=True, options=dict(
                 python=dict(type="path", required=True),
                 airflow_home=dict(type="path", required=True),
@@ -273,11 +344,12 @@ def main():
                 settings=dict(type="dict", default={}),
                 node_name=dict(type="str", default=""),
                 timeout=dict(type="int", default=120),
+                extra_setting_names=dict(type="list", elements="str", default=[]),
             )),
         ),
         supports_check_mode=True,
     )
-    p = dict(module.params["install"], mode=module.params["mode"])
+    p = dict(module.params["install"], mode=module.params["mode"], strict=module.params["strict"])
     for name in ("module_name", "dict_name"):
         if not p[name].isidentifier() or keyword.iskeyword(p[name]):
             module.fail_json(msg="airflow_celery_config_%s: %r is not a Python identifier"
@@ -312,7 +384,7 @@ def main():
     result["config_options_from_env"] = {"value": shadow, "origin": origin.get(SHADOW_VARIABLE)} if shadow else None
     wanted = "%s.%s" % (p["module_name"], p["dict_name"])
     request = dict(mode=p["mode"], module_name=p["module_name"], settings=p["settings"],
-                   node_name=p["node_name"], timeout=p["timeout"],
+                   node_name=p["node_name"], timeout=p["timeout"], extra_setting_names=p["extra_setting_names"],
                    default_config_modules=DEFAULT_CONFIG_MODULES, app_modules=APP_MODULES)
 
     if p["mode"] == "facts":
@@ -334,43 +406,48 @@ def main():
             module.fail_json(msg="no module with DEFAULT_CELERY_CONFIG found for Airflow %s (tried %s): "
                                  "install the celery provider in %s"
                                  % (result["versions"]["airflow"], ", ".join(DEFAULT_CONFIG_MODULES), p["python"]))
+        if result.get("setting_errors"):
+            errors = result["setting_errors"]
+            hint = ("; names of Celery extensions can be allowed with airflow_celery_config_extra_setting_names"
+                    if any("is not a setting of Celery" in error for error in errors) else "")
+            module.fail_json(msg="airflow_celery_config_settings: %s%s" % ("; ".join(errors), hint))
         if shadow and shadow != wanted:
             module.fail_json(msg="%s=%s in %s shadows [celery] celery_config_options in airflow.cfg: "
                                  "remove it from the unit, or set it to %s"
                                  % (SHADOW_VARIABLE, shadow, origin[SHADOW_VARIABLE], wanted))
     elif p["mode"] == "effective":
         result.update(run_child(module, p["python"], request, user, env, cwd))
-        if result["config_options"] != wanted or result["mismatches"]:
-            reasons = []
-            if result["config_options"] != wanted:
-                source = result["config_options_from_env"]
-                reasons.append("the worker reads celery_config_options=%s, not %s%s" % (
-                    result["config_options"], wanted,
-                    " (set by %s in %s)" % (SHADOW_VARIABLE, source["origin"]) if source else ""))
-            for key in result["mismatches"]:
-                reasons.append("%s is %s, wanted %s" % (
-                    key, json.dumps(result["effective"][key], sort_keys=True),
-                    json.dumps(p["settings"][key], sort_keys=True)))
+        reasons = result["mismatch_reasons"] = []
+        if result["config_options"] != wanted:
+            source = result["config_options_from_env"]
+            reasons.append("the worker reads celery_config_options=%s, not %s%s" % (
+                result["config_options"], wanted,
+                " (set by %s in %s)" % (SHADOW_VARIABLE, source["origin"]) if source else ""))
+        for key in result["mismatches"]:
+            masked = result["effective"][key] == "********"
+            reasons.append("%s is %s, wanted %s" % (
+                key, json.dumps(result["effective"][key], sort_keys=True),
+                "another value" if masked else json.dumps(p["settings"][key], sort_keys=True)))
+        if reasons and p["strict"]:
             module.fail_json(msg="the worker's Celery app (%s) does not run with the managed settings: %s"
                                  % (result["app_module"], "; ".join(reasons)), **result)
     else:
-        deadline = time.time() + p["timeout"]
-        while time.time() < deadline:
-            rc, out, _ = module.run_command(["systemctl", "is-active", p["service"]])
-            if out.strip() == "active":
-                break
-            if out.strip() == "failed":
-                break
-            time.sleep(1)
-        if out.strip() != "active":
-            _, journal, _ = module.run_command(["journalctl", "-u", p["service"], "-n", "20", "--no-pager"])
-            module.fail_json(msg="the worker unit %s is %s after restart; its journal ends with:\n%s"
-                                 % (p["service"], out.strip(), journal))
-        request["timeout"] = max(1, int(deadline - time.time()))
-        result.update(run_child(module, p["python"], request, user, env, cwd))
-        if not result["replies"]:
-            module.fail_json(msg="the worker unit %s is active but %s did not answer a Celery ping within %ss"
-                                 % (p["service"], result["node_name"], p["timeout"]), **result)
+        started = time.time()
+        deadline = started + p["timeout"]
+        state = ""
+        while time.time() < deadline and state not in ("active", "failed"):
+            state = module.run_command(["systemctl", "is-active", p["service"]])[1].strip()
+            time.sleep(0 if state == "active" else 1)
+        if state == "active":
+            request["timeout"] = max(1, int(deadline - time.time()))
+            result.update(run_child(module, p["python"], request, user, env, cwd))
+        result["answered"] = bool(result.get("replies"))
+        if not result["answered"]:
+            result["problem"] = "the worker unit %s is %s and %s did not answer a Celery ping within %ss%s" % (
+                p["service"], state, result.get("node_name", "its worker"), p["timeout"],
+                journal_errors(module, p["service"], started - 5))
+            if p["strict"]:
+                module.fail_json(msg=result["problem"], **result)
     module.exit_json(**result)
 
 
