@@ -39,3 +39,4 @@ test: lint unit images
 	  ACC_AIRFLOW_VERSION=$$version molecule test -s default || exit 1; \
 	done
 	molecule test -s bad_input
+	molecule test -s multi_install

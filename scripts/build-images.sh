@@ -20,6 +20,14 @@ build_base() {
   local hash
   hash=$(echo "$suite $mirror" | cat - images/base/packages | sha256sum | cut -c1-16)
   if image_is_current "$base" "$hash"; then echo "image $base is current"; return; fi
+  if ! command -v debootstrap >/dev/null; then
+    # A workstation without debootstrap can usually reach a registry instead.
+    echo "building $base FROM debian:$suite (no debootstrap here; needs a reachable registry)"
+    printf 'FROM debian:%s\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq %s && rm -rf /var/lib/apt/lists/*\nENV container=docker\nCMD ["/lib/systemd/systemd"]\n' \
+      "$suite" "$(grep -v '^#' images/base/packages | paste -sd' ' -)" \
+      | docker build -q --label "acc.inputs=$hash" -t "$base" - >/dev/null
+    return
+  fi
   echo "building $base with debootstrap (about a minute)"
   local root
   root=$(mktemp -d)
@@ -42,8 +50,9 @@ build_from_dir() { # name, dir, files the image depends on (space-separated), ex
   echo "building $name"
   ctx=$(mktemp -d)
   cp -r "$dir"/. "$ctx"/
-  # pip in a container needs the host's CA bundle where TLS is inspected.
-  cp "$ca_bundle" "$ctx/ca-bundle.crt"
+  # pip in a container needs the host's CA bundle where TLS is inspected; without one on
+  # the host, the image uses its own (empty file here).
+  if [ -f "$ca_bundle" ]; then cp "$ca_bundle" "$ctx/ca-bundle.crt"; else : > "$ctx/ca-bundle.crt"; fi
   docker build -q --pull=false --label "acc.inputs=$hash" --build-arg "BASE=$base" "$@" -t "$name" "$ctx" >/dev/null
   rm -rf "$ctx"
 }

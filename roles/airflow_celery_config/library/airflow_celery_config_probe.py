@@ -435,7 +435,9 @@ def main():
         started = time.time()
         deadline = started + p["timeout"]
         state = ""
-        while time.time() < deadline and state not in ("active", "failed"):
+        # `restart` returns once the new process runs: "inactive" or "failed" after that means
+        # it exited (Airflow 2 workers can exit quietly, with status 0).
+        while time.time() < deadline and state not in ("active", "failed", "inactive"):
             state = module.run_command(["systemctl", "is-active", p["service"]])[1].strip()
             time.sleep(0 if state == "active" else 1)
         if state == "active":
@@ -443,9 +445,12 @@ def main():
             result.update(run_child(module, p["python"], request, user, env, cwd))
         result["answered"] = bool(result.get("replies"))
         if not result["answered"]:
-            result["problem"] = "the worker unit %s is %s and %s did not answer a Celery ping within %ss%s" % (
-                p["service"], state, result.get("node_name", "its worker"), p["timeout"],
-                journal_errors(module, p["service"], started - 5))
+            state = module.run_command(["systemctl", "is-active", p["service"]])[1].strip()
+            status = module.run_command(["systemctl", "show", p["service"], "--property=ExecMainStatus", "--value"])[1]
+            result["problem"] = "the worker unit %s is %s (its last process exited with status %s) and %s did not " \
+                "answer a Celery ping within %ss%s" % (
+                    p["service"], state, status.strip() or "?", result.get("node_name", "its worker"),
+                    p["timeout"], journal_errors(module, p["service"], started - 5))
             if p["strict"]:
                 module.fail_json(msg=result["problem"], **result)
     module.exit_json(**result)
