@@ -53,7 +53,7 @@ def roll_out(inventory, settings):
 
 def idle_traffic(worker):
     since = sh("docker", "exec", worker, "date", "+%s").strip()
-    counts = json.loads(on_worker(worker, "/opt/airflow/worker_traffic.py", worker, str(IDLE_TASKS), str(IDLE_GAP))
+    counts = json.loads(on_worker(worker, "/opt/airflow/worker_celery.py", "traffic", worker, str(IDLE_TASKS), str(IDLE_GAP))
                         .splitlines()[-1])
     journal = sh("docker", "exec", worker, "journalctl", "-u", "airflow-worker", "-o", "cat", "--since", "@" + since)
     counts["warnings"] = journal.count("Failed operation _store_result")
@@ -67,8 +67,7 @@ def main():
     args = parser.parse_args()
     # Not /tmp: it is a tmpfs in the fleet's containers, which `docker cp` cannot see.
     for worker in WORKERS:
-        for script in ("worker_traffic.py", "worker_burst.py"):
-            sh("docker", "cp", str(ROOT / "molecule/shared/files" / script), "%s:/opt/airflow/%s" % (worker, script))
+        sh("docker", "cp", str(ROOT / "molecule/shared/files/worker_celery.py"), worker + ":/opt/airflow/")
     with tempfile.NamedTemporaryFile("w", suffix=".yml") as inventory:
         inventory.write(json.dumps({"airflow_workers": {
             "hosts": {w: {"ansible_connection": "community.docker.docker"} for w in WORKERS}}}))
@@ -82,7 +81,7 @@ def main():
                 idle = list(pool.map(idle_traffic, WORKERS))
             bursts = []
             for _ in range(args.runs):
-                bursts.append(json.loads(on_worker(WORKERS[0], "/opt/airflow/worker_burst.py", WORKERS[0],
+                bursts.append(json.loads(on_worker(WORKERS[0], "/opt/airflow/worker_celery.py", "burst", WORKERS[0],
                                                    str(args.burst)).splitlines()[-1]))
                 time.sleep(1)
             rows.append((name, sum(i["warnings"] for i in idle), sum(i["sent"] - i["stored"] for i in idle),
