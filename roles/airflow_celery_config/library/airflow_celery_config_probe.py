@@ -150,6 +150,8 @@ def setting_errors(settings, default_config):
                     errors.append(problem)
     return errors
 
+out["versions"] = {"airflow": dist_version("apache-airflow"), "celery": dist_version("celery"),
+                   "celery_provider": dist_version("apache-airflow-providers-celery")}
 mode = req["mode"]
 if mode == "facts":
     # Look for an installed module of the same name before Airflow puts its config
@@ -158,11 +160,6 @@ if mode == "facts":
     spec = importlib.util.find_spec(req["module_name"])
     out["module_name_taken_by"] = spec.origin if spec is not None else None
     import airflow
-    out["versions"] = {
-        "airflow": getattr(airflow, "__version__", None) or dist_version("apache-airflow"),
-        "celery": dist_version("celery"),
-        "celery_provider": dist_version("apache-airflow-providers-celery"),
-    }
     out["default_config_module"] = None
     for path in req["default_config_modules"]:
         try:
@@ -173,13 +170,9 @@ if mode == "facts":
             out["default_config_module"] = path
             out["setting_errors"] = setting_errors(req["settings"], module.DEFAULT_CELERY_CONFIG)
             break
-    from airflow.configuration import conf
-    out["config_options"] = conf.get("celery", "celery_config_options", fallback=None)
 elif mode == "effective":
     celery_app, out["app_module"] = app()
     conf = celery_app.conf
-    out["versions"] = {"airflow": dist_version("apache-airflow"), "celery": dist_version("celery"),
-                       "celery_provider": dist_version("apache-airflow-providers-celery")}
     # The stale-connection settings are always reported, managed or not.
     keys = set(req["settings"]) | {"database_engine_options", "database_short_lived_sessions"}
     # Broker and backend URLs carry passwords: compared, never reported.
