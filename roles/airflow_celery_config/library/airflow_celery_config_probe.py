@@ -40,6 +40,7 @@ options:
       node_name: {type: str, default: '', description: Celery node name to ping; empty means celery@<hostname>.}
       timeout: {type: int, default: 120, description: Seconds O(mode=ping) waits.}
       extra_setting_names: {type: list, elements: str, default: [], description: Setting names to accept beyond Celery's own.}
+      manage_env: {type: bool, default: false, description: Accept a unit environment that sets celery_config_options; the role then rewrites it.}
 author: airflow_celery_config contributors
 """
 
@@ -199,7 +200,7 @@ def systemd_unit(module, unit):
     """The unit's user and environment, as systemd will start it next time."""
     rc, out, err = module.run_command(
         ["systemctl", "show", unit, "--property=LoadState,ActiveState,User,Group,Environment,"
-         "EnvironmentFiles,WorkingDirectory"])
+         "EnvironmentFiles,WorkingDirectory,NeedDaemonReload"])
     if rc != 0:
         module.fail_json(msg="systemctl show %s failed: %s" % (unit, err.strip()))
     props = {}
@@ -213,19 +214,26 @@ def systemd_unit(module, unit):
     if props.get("LoadState") != "loaded":
         module.fail_json(msg="airflow_celery_config_service: systemd unit %s is not loaded (LoadState=%s)"
                          % (unit, props.get("LoadState")))
+    if props.get("NeedDaemonReload") == "yes":
+        # systemd shows the loaded unit; a restart would load the one on disk.
+        module.fail_json(msg="the unit %s changed on disk since systemd loaded it, so its environment cannot be "
+                             "checked: run `systemctl daemon-reload` (it restarts nothing), then run again" % unit)
     env = {}
     origin = {}
     for item in shlex.split(props.get("Environment", "")):
         key, _, value = item.partition("=")
         env[key] = value
         origin[key] = "Environment= of %s" % unit
+    files = {}
+    # Values from an EnvironmentFile= beat Environment= ones, as in systemd.
     for entry in env_files:
         # systemd prints "PATH (ignore_errors=yes|no)"; a leading "-" is not kept.
         path, _, flags = entry.partition(" (ignore_errors=")
         for key, value in read_env_file(module, path, flags.startswith("yes")).items():
             env[key] = value
             origin[key] = "EnvironmentFile=%s of %s" % (path, unit)
-    return props, env, origin
+            files[key] = path
+    return props, env, origin, files
 
 
 def read_env_file(module, path, optional):
@@ -293,6 +301,18 @@ def journal_errors(module, unit, since):
     return "; errors in its journal: " + " | ".join(errors[:5]) if errors else ""
 
 
+def readable_by(user, path):
+    """Whether `user` may read `path` by its mode bits (the probe itself runs as root)."""
+    st = os.stat(path)
+    if user.pw_uid == 0:
+        return True
+    if st.st_uid == user.pw_uid:
+        return bool(st.st_mode & 0o400)
+    if st.st_gid in os.getgrouplist(user.pw_name, user.pw_gid):
+        return bool(st.st_mode & 0o040)
+    return bool(st.st_mode & 0o004)
+
+
 def cfg_facts(module, path):
     """airflow.cfg as the role will edit it: value, repeated options, owner and mode."""
     facts = {"exists": os.path.isfile(path), "value": None, "duplicates": []}
@@ -338,6 +358,7 @@ def main():
                 node_name=dict(type="str", default=""),
                 timeout=dict(type="int", default=120),
                 extra_setting_names=dict(type="list", elements="str", default=[]),
+                manage_env=dict(type="bool", default=False),
             )),
         ),
         supports_check_mode=True,
@@ -352,7 +373,7 @@ def main():
     if not (os.path.isfile(p["python"]) and os.access(p["python"], os.X_OK)):
         module.fail_json(msg="airflow_celery_config_python: %s is not an executable file" % p["python"])
 
-    props, unit_env, origin = systemd_unit(module, p["service"])
+    props, unit_env, origin, env_files = systemd_unit(module, p["service"])
     try:
         user = pwd.getpwnam(props.get("User") or "root")
     except KeyError:
@@ -374,7 +395,8 @@ def main():
 
     result = dict(changed=False, service_user=user.pw_name, service_active=props.get("ActiveState"))
     shadow = unit_env.get(SHADOW_VARIABLE)
-    result["config_options_from_env"] = {"value": shadow, "origin": origin.get(SHADOW_VARIABLE)} if shadow else None
+    result["config_options_from_env"] = {"value": shadow, "origin": origin.get(SHADOW_VARIABLE),
+                                         "file": env_files.get(SHADOW_VARIABLE)} if shadow else None
     wanted = "%s.%s" % (p["module_name"], p["dict_name"])
     request = dict(mode=p["mode"], module_name=p["module_name"], settings=p["settings"],
                    node_name=p["node_name"], timeout=p["timeout"], extra_setting_names=p["extra_setting_names"],
@@ -384,6 +406,10 @@ def main():
         cfg = cfg_facts(module, p["cfg_path"])
         if not cfg["exists"]:
             module.fail_json(msg="airflow_celery_config_cfg_path: %s does not exist" % p["cfg_path"])
+        if not readable_by(user, p["cfg_path"]):
+            module.fail_json(msg="airflow_celery_config_cfg_path: %s is not readable by %s, the user the unit %s "
+                                 "runs as, so the worker cannot read it either: fix its owner or mode first"
+                                 % (p["cfg_path"], user.pw_name, p["service"]))
         if cfg["duplicates"]:
             module.fail_json(msg="airflow_celery_config_cfg_path: %s repeats options, which Airflow refuses "
                                  "to start with; remove the extra lines first: %s"
@@ -404,9 +430,10 @@ def main():
             hint = ("; names of Celery extensions can be allowed with airflow_celery_config_extra_setting_names"
                     if any("is not a setting of Celery" in error for error in errors) else "")
             module.fail_json(msg="airflow_celery_config_settings: %s%s" % ("; ".join(errors), hint))
-        if shadow and shadow != wanted:
+        if shadow and shadow != wanted and not p["manage_env"]:
             module.fail_json(msg="%s=%s in %s shadows [celery] celery_config_options in airflow.cfg: "
-                                 "remove it from the unit, or set it to %s"
+                                 "remove it from the unit, set it to %s, or let the role set it with "
+                                 "airflow_celery_config_manage_env: true"
                                  % (SHADOW_VARIABLE, shadow, origin[SHADOW_VARIABLE], wanted))
     elif p["mode"] == "effective":
         result.update(run_child(module, p["python"], request, user, env, cwd))
