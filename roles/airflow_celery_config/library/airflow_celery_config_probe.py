@@ -12,8 +12,12 @@ description:
     and reports what that interpreter sees.
   - O(mode=facts) reports versions, the module holding C(DEFAULT_CELERY_CONFIG), the unit's
     environment and airflow.cfg facts.
-  - O(mode=effective) imports the worker's Celery app exactly as C(airflow celery worker) does
+  - O(mode=effective) builds the worker's Celery app exactly as C(airflow celery worker) does (with
+    C(--team NAME) in the unit's ExecStart: the provider's C(create_celery_app(ExecutorConf(team_name=NAME))))
     and compares every managed setting with its intended value.
+  - O(mode=effective) also reports the airflow.cfg JSON options the provider could take the settings
+    from instead (RV(fallbacks), in the section the worker reads, RV(cfg_section)) and which one
+    carries them (RV(applied_via)).
   - O(mode=ping) waits until the unit is active and its worker answers a Celery ping.
   - Never changes anything; safe in check mode.
 options:
@@ -88,14 +92,74 @@ def dist_version(name):
     except Exception:
         return None
 
+def team_conf():
+    """The config the worker's Celery settings are read from: with `--team NAME`, the team's
+    (env AIRFLOW__NAME___CELERY__*, then airflow.cfg [NAME=celery], then the defaults: NOT [celery])."""
+    from airflow.configuration import conf
+    if not req["team"]:
+        return conf
+    from airflow.executors.base_executor import ExecutorConf
+    return ExecutorConf(team_name=req["team"])
+
 def app():
     errors = []
     for path in req["app_modules"]:
         try:
-            return importlib.import_module(path).app, path
+            module = importlib.import_module(path)
         except ModuleNotFoundError as exc:
             errors.append("%s: %s" % (path, exc))
+            continue
+        if not req["team"]:
+            return module.app, path
+        # `airflow celery worker --team NAME` never uses the module-level app: the provider's
+        # cli/celery_command.py builds one from the team's config (provider 3.16+, Airflow 3.2+).
+        utils = importlib.import_module(path + "_utils")
+        if not hasattr(utils, "create_celery_app"):
+            raise RuntimeError("the worker unit runs `--team %s`, but celery provider %s has no multi-team "
+                               "worker" % (req["team"], dist_version("apache-airflow-providers-celery")))
+        return (utils.create_celery_app(team_conf()),
+                "%s_utils.create_celery_app(ExecutorConf(team_name=%r))" % (path, req["team"]))
     raise RuntimeError("no Celery app module: " + "; ".join(errors))
+
+def version_tuple(text):
+    return tuple(int(part) for part in re.findall(r"\d+", text or "")[:3])
+
+def merged(base, overrides):
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+def fallbacks(settings, mismatches):
+    """The JSON options of airflow.cfg that can carry the managed settings where
+    celery_config_options does not reach the worker's app, best first: the value each would
+    get (its current value with the managed settings merged over it), whether it covers every
+    mismatching setting, and whether it carries them already."""
+    provider = dist_version("apache-airflow-providers-celery")
+    try:
+        from airflow.providers.celery.get_provider_info import get_provider_info
+        known = get_provider_info().get("config", {}).get("celery", {}).get("options", {})
+    except Exception:
+        known = {}
+    out = []
+    # (option, provider version that reads it, the one setting it holds or None for all)
+    for option, since, holds in (("extra_celery_config", (3, 10, 0), None),
+                                 ("result_backend_sqlalchemy_engine_options", (3, 3, 0), "database_engine_options")):
+        if not provider or version_tuple(provider) < since or option not in known:
+            continue
+        try:
+            current = team_conf().getjson("celery", option, fallback={}) or {}
+        except Exception:
+            continue
+        if not isinstance(current, dict):
+            continue
+        part = settings if holds is None else settings.get(holds, {})
+        covers = holds is None or set(mismatches) <= {holds}
+        if holds is not None and holds not in settings:
+            continue
+        out.append({"option": option, "covers": covers, "in_effect": covers and contains(current, part),
+                    "value": json.dumps(merged(current, part), sort_keys=True)})
+    return out
 
 def contains(actual, wanted):
     if isinstance(wanted, dict):
@@ -173,6 +237,7 @@ if mode == "facts":
             break
 elif mode == "effective":
     celery_app, out["app_module"] = app()
+    out["cfg_section"] = req["team"] + "=celery" if req["team"] else "celery"
     conf = celery_app.conf
     # The stale-connection settings are always reported, managed or not.
     keys = set(req["settings"]) | {"database_engine_options", "database_short_lived_sessions"}
@@ -181,8 +246,8 @@ elif mode == "effective":
                         for key in sorted(keys)}
     out["mismatches"] = sorted(key for key, value in req["settings"].items()
                                if not contains(conf.get(key), value))
-    from airflow.configuration import conf as airflow_conf
-    out["config_options"] = airflow_conf.get("celery", "celery_config_options", fallback=None)
+    out["config_options"] = team_conf().get("celery", "celery_config_options", fallback=None)
+    out["fallbacks"] = fallbacks(req["settings"], out["mismatches"])
 elif mode == "ping":
     celery_app, _ = app()
     node = req["node_name"] or "celery@" + out["hostname"]
@@ -200,7 +265,7 @@ def systemd_unit(module, unit):
     """The unit's user and environment, as systemd will start it next time."""
     rc, out, err = module.run_command(
         ["systemctl", "show", unit, "--property=LoadState,ActiveState,User,Group,Environment,"
-         "EnvironmentFiles,WorkingDirectory,NeedDaemonReload"])
+         "EnvironmentFiles,WorkingDirectory,NeedDaemonReload,ExecStart"])
     if rc != 0:
         module.fail_json(msg="systemctl show %s failed: %s" % (unit, err.strip()))
     props = {}
@@ -209,6 +274,8 @@ def systemd_unit(module, unit):
         key, _, value = line.partition("=")
         if key == "EnvironmentFiles":
             env_files.append(value)
+        elif key == "ExecStart":
+            props.setdefault(key, []).append(value)
         else:
             props[key] = value
     if props.get("LoadState") != "loaded":
@@ -234,6 +301,28 @@ def systemd_unit(module, unit):
             origin[key] = "EnvironmentFile=%s of %s" % (path, unit)
             files[key] = path
     return props, env, origin, files
+
+
+def worker_team(exec_start):
+    """The NAME of `airflow celery worker --team NAME` (also --team=NAME, -t NAME, -tNAME,
+    the provider's cli/definition.py ARG_TEAM) in the unit's ExecStart, or None."""
+    for entry in exec_start:
+        # systemd prints "{ path=... ; argv[]=ARGS ; ignore_errors=no ; ... }".
+        match = re.search(r"argv\[\]=(.*?) ; ignore_errors=", entry)
+        try:
+            argv = shlex.split(match.group(1)) if match else []
+        except ValueError:
+            argv = match.group(1).split()
+        if "celery" not in argv or "worker" not in argv[argv.index("celery"):]:
+            continue
+        for number, arg in enumerate(argv):
+            if arg in ("--team", "-t") and number + 1 < len(argv):
+                return argv[number + 1]
+            if arg.startswith("--team="):
+                return arg[len("--team="):]
+            if arg.startswith("-t") and not arg.startswith("--") and len(arg) > 2:
+                return arg[2:]
+    return None
 
 
 def read_env_file(module, path, optional):
@@ -393,14 +482,15 @@ def main():
     cwd = props.get("WorkingDirectory") or user.pw_dir
     cwd = cwd if os.path.isdir(cwd) else "/"
 
-    result = dict(changed=False, service_user=user.pw_name, service_active=props.get("ActiveState"))
+    team = worker_team(props.get("ExecStart", []))
+    result = dict(changed=False, service_user=user.pw_name, service_active=props.get("ActiveState"), team=team)
     shadow = unit_env.get(SHADOW_VARIABLE)
     result["config_options_from_env"] = {"value": shadow, "origin": origin.get(SHADOW_VARIABLE),
                                          "file": env_files.get(SHADOW_VARIABLE)} if shadow else None
     wanted = "%s.%s" % (p["module_name"], p["dict_name"])
     request = dict(mode=p["mode"], module_name=p["module_name"], settings=p["settings"],
                    node_name=p["node_name"], timeout=p["timeout"], extra_setting_names=p["extra_setting_names"],
-                   default_config_modules=DEFAULT_CONFIG_MODULES, app_modules=APP_MODULES)
+                   default_config_modules=DEFAULT_CONFIG_MODULES, app_modules=APP_MODULES, team=team)
 
     if p["mode"] == "facts":
         cfg = cfg_facts(module, p["cfg_path"])
@@ -438,7 +528,11 @@ def main():
     elif p["mode"] == "effective":
         result.update(run_child(module, p["python"], request, user, env, cwd))
         reasons = result["mismatch_reasons"] = []
-        if result["config_options"] != wanted:
+        # Where the managed settings reach the worker's app: an option of airflow.cfg that
+        # carries them all (written by the role's fallback) wins, as the provider merges it last.
+        result["applied_via"] = next((item["option"] for item in result["fallbacks"] if item["in_effect"]),
+                                     "celery_config_options")
+        if result["config_options"] != wanted and result["applied_via"] == "celery_config_options":
             source = result["config_options_from_env"]
             reasons.append("the worker reads celery_config_options=%s, not %s%s" % (
                 result["config_options"], wanted,
