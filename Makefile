@@ -41,3 +41,4 @@ test: lint unit images
 	molecule test -s bad_input
 	molecule test -s multi_install
 	molecule test -s fallback
+	molecule test -s postgres

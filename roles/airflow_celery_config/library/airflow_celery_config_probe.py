@@ -45,6 +45,12 @@ options:
       timeout: {type: int, default: 120, description: Seconds O(mode=ping) waits.}
       extra_setting_names: {type: list, elements: str, default: [], description: Setting names to accept beyond Celery's own.}
       manage_env: {type: bool, default: false, description: Accept a unit environment that sets celery_config_options; the role then rewrites it.}
+      read_idle_timeout:
+        type: bool
+        default: false
+        description:
+          - With O(mode=facts), connect to the result-backend database as the worker would and report
+            the server's idle timeout in RV(db_idle_timeout); a database it cannot read gives a warning, not a failure.
 author: airflow_celery_config contributors
 """
 
@@ -215,6 +221,57 @@ def setting_errors(settings, default_config):
                     errors.append(problem)
     return errors
 
+# Seconds of connect timeout for the idle-timeout read: long enough for a remote server,
+# short enough that an unreachable one costs a rollout little.
+CONNECT_TIMEOUT = 5
+# The server variable that closes idle connections, by SQLAlchemy backend, and how to read
+# it as the worker's own connection sees it (per-user/per-database settings included).
+# pg_settings gives idle_session_timeout in ms whatever unit it was set in, and no row
+# before PostgreSQL 14, which has no such timeout.
+IDLE_TIMEOUT_QUERIES = {
+    "mysql": ("wait_timeout", "SELECT @@wait_timeout", 1),
+    "mariadb": ("wait_timeout", "SELECT @@wait_timeout", 1),
+    "postgresql": ("idle_session_timeout",
+                   "SELECT setting FROM pg_settings WHERE name = 'idle_session_timeout'", 1000),
+}
+
+def db_idle_timeout():
+    """The result-backend database's idle timeout in seconds (0: off), read the way the
+    worker reaches it, or the problem that stopped the read. Never the URL: it holds a password."""
+    secrets = []
+    try:
+        from airflow.configuration import conf as airflow_conf
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine.url import make_url
+        from sqlalchemy.pool import NullPool
+        # As the provider (and Airflow before it) does: the metadata database stands in for an
+        # unset result_backend; it sits in [core] before Airflow 2.3.
+        url = (airflow_conf.get("celery", "result_backend", fallback=None)
+               or airflow_conf.get("database", "sql_alchemy_conn", fallback=None)
+               or airflow_conf.get("core", "sql_alchemy_conn", fallback=None))
+        if not url:
+            return {"problem": "no [celery] result_backend or sql_alchemy_conn is set"}
+        parsed = make_url(url[3:] if url.startswith("db+") else url)
+        secrets = [str(parsed.password)] if parsed.password else []
+        backend = parsed.get_backend_name()
+        if backend not in IDLE_TIMEOUT_QUERIES:
+            return {"backend": backend, "problem": "the result backend is %s, not MySQL/MariaDB or PostgreSQL" % backend}
+        variable, query, per_second = IDLE_TIMEOUT_QUERIES[backend]
+        engine = create_engine(parsed, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT})
+        try:
+            with engine.connect() as connection:
+                value = int(connection.execute(text(query)).scalar() or 0)
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        message = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:300])
+        for secret in secrets:
+            message = message.replace(secret, "********")
+        return {"problem": "cannot read the server's idle timeout (%s)" % message}
+    # A timeout under a second still needs a pool_recycle of at least 1: report 1, not "off".
+    return {"backend": backend, "variable": variable,
+            "seconds": max(1, value // per_second) if value > 0 else 0}
+
 out["versions"] = {"airflow": dist_version("apache-airflow"), "celery": dist_version("celery"),
                    "celery_provider": dist_version("apache-airflow-providers-celery")}
 mode = req["mode"]
@@ -235,6 +292,9 @@ if mode == "facts":
             out["default_config_module"] = path
             out["setting_errors"] = setting_errors(req["settings"], module.DEFAULT_CELERY_CONFIG)
             break
+    # Only for input that passed: a host failing on its input need not wait for a database.
+    if req["read_idle_timeout"] and out["default_config_module"] and not out["setting_errors"]:
+        out["db_idle_timeout"] = db_idle_timeout()
 elif mode == "effective":
     celery_app, out["app_module"] = app()
     out["cfg_section"] = req["team"] + "=celery" if req["team"] else "celery"
@@ -448,6 +508,7 @@ def main():
                 timeout=dict(type="int", default=120),
                 extra_setting_names=dict(type="list", elements="str", default=[]),
                 manage_env=dict(type="bool", default=False),
+                read_idle_timeout=dict(type="bool", default=False),
             )),
         ),
         supports_check_mode=True,
@@ -483,13 +544,15 @@ def main():
     cwd = cwd if os.path.isdir(cwd) else "/"
 
     team = worker_team(props.get("ExecStart", []))
-    result = dict(changed=False, service_user=user.pw_name, service_active=props.get("ActiveState"), team=team)
+    result = dict(changed=False, check_mode=module.check_mode, service_user=user.pw_name,
+                  service_active=props.get("ActiveState"), team=team)
     shadow = unit_env.get(SHADOW_VARIABLE)
     result["config_options_from_env"] = {"value": shadow, "origin": origin.get(SHADOW_VARIABLE),
                                          "file": env_files.get(SHADOW_VARIABLE)} if shadow else None
     wanted = "%s.%s" % (p["module_name"], p["dict_name"])
     request = dict(mode=p["mode"], module_name=p["module_name"], settings=p["settings"],
                    node_name=p["node_name"], timeout=p["timeout"], extra_setting_names=p["extra_setting_names"],
+                   read_idle_timeout=p["read_idle_timeout"],
                    default_config_modules=DEFAULT_CONFIG_MODULES, app_modules=APP_MODULES, team=team)
 
     if p["mode"] == "facts":
@@ -520,6 +583,10 @@ def main():
             hint = ("; names of Celery extensions can be allowed with airflow_celery_config_extra_setting_names"
                     if any("is not a setting of Celery" in error for error in errors) else "")
             module.fail_json(msg="airflow_celery_config_settings: %s%s" % ("; ".join(errors), hint))
+        problem = (result.get("db_idle_timeout") or {}).get("problem")
+        if problem:
+            # The configured pool_recycle still applies: a rollout must not stop here.
+            module.warn("airflow_celery_config_fit_pool_recycle: %s; pool_recycle stays as configured" % problem)
         if shadow and shadow != wanted and not p["manage_env"]:
             module.fail_json(msg="%s=%s in %s shadows [celery] celery_config_options in airflow.cfg: "
                                  "remove it from the unit, set it to %s, or let the role set it with "
