@@ -40,3 +40,4 @@ test: lint unit images
 	done
 	molecule test -s bad_input
 	molecule test -s multi_install
+	molecule test -s native
