@@ -42,3 +42,4 @@ test: lint unit images
 	molecule test -s multi_install
 	molecule test -s fallback
 	molecule test -s postgres
+	molecule test -s native
