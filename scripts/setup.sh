@@ -21,6 +21,12 @@ if ! docker info >/dev/null 2>&1; then
     docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }
   fi
 fi
+# Each systemd container holds about 7 inotify instances of the host's root user; with the
+# kernel's default of 128, the 19th one's systemd hangs in "initializing" (seen with the
+# fleet benchmark, and with scenarios side by side). Raise it where we may.
+if [ "$(id -u)" = 0 ] && [ "$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 512)" -lt 512 ]; then
+  sysctl -q -w fs.inotify.max_user_instances=512 || echo "could not raise fs.inotify.max_user_instances; large fleets may hang" >&2
+fi
 # The base image is made with debootstrap where no registry is reachable; without it (and
 # without root to install it) scripts/build-images.sh builds FROM debian:bookworm instead.
 if ! command -v debootstrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
