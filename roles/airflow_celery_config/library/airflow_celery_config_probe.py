@@ -19,6 +19,10 @@ description:
     from instead (RV(fallbacks), in the section the worker reads, RV(cfg_section)) and which one
     carries them (RV(applied_via)).
   - O(mode=ping) waits until the unit is active and its worker answers a Celery ping.
+  - O(mode=facts) and O(mode=effective) also ask the running worker, over its own broker, for the
+    digest of the managed settings it started with (Celery's C(inspect conf)); O(mode=effective)
+    decides from it, or from the process start time and the config files' times, whether the
+    running worker needs a restart (RV(restart_reason)).
   - Never changes anything; safe in check mode.
 options:
   mode: {type: str, required: true, choices: [facts, effective, ping]}
@@ -28,6 +32,12 @@ options:
     description:
       - Fail on a mismatch (O(mode=effective)) or a worker that does not answer (O(mode=ping)).
       - Otherwise only report it, in RV(mismatch_reasons) or RV(problem).
+  warn_restart:
+    type: bool
+    default: false
+    description:
+      - With O(mode=effective), warn when the worker needs a restart and runs tasks that the stop may cut.
+      - False where the run will not restart it (check mode, or the role variable C(airflow_celery_config_restart) false).
   install:
     type: dict
     required: true
@@ -51,7 +61,45 @@ options:
         description:
           - With O(mode=facts), connect to the result-backend database as the worker would and report
             the server's idle timeout in RV(db_idle_timeout); a database it cannot read gives a warning, not a failure.
+          - RV(settings) then has pool_recycle fitted below that timeout.
+      dropin_path: {type: path, description: The role's drop-in of the unit; its time counts as a config change.}
+      digest: {type: str, default: '', description: "RV(digest) of O(mode=facts): what O(mode=effective) and O(mode=ping) expect the worker to run."}
+      stop_timeout: {type: int, default: 0, description: Seconds a stop waits for running tasks; named in the warning about them.}
 author: airflow_celery_config contributors
+"""
+
+EXAMPLES = r"""
+- name: Read the worker's install and fit the settings
+  airflow_celery_config_probe:
+    mode: facts
+    install:
+      python: /opt/airflow/venv/bin/python
+      airflow_home: /home/airflow/airflow
+      cfg_path: /home/airflow/airflow/airflow.cfg
+      service: airflow-worker
+      module_dir: /home/airflow/airflow/config
+      module_name: my_celery_config
+      dict_name: CELERY_CONFIG
+      settings: {database_engine_options: {pool_pre_ping: true, pool_recycle: 1800}}
+      read_idle_timeout: true
+  register: probe
+"""
+
+RETURN = r"""
+versions: {description: airflow, celery and celery_provider versions in the worker's venv., returned: always, type: dict}
+default_config_module: {description: The module holding DEFAULT_CELERY_CONFIG., returned: mode=facts, type: str}
+settings: {description: The managed settings, pool_recycle fitted., returned: mode=facts, type: dict}
+recycle_report: {description: One line on the server's idle timeout and the pool_recycle chosen., returned: mode=facts, type: str}
+digest: {description: Names the managed settings; the module puts it in the worker's Celery config., returned: mode=facts, type: str}
+live:
+  description: The running worker's answer to C(inspect conf) (node, answered, digest; others that answer when it does not).
+  returned: when the unit is active
+  type: dict
+mismatch_reasons: {description: Why the worker's app would not run the managed settings., returned: mode=effective, type: list}
+applied_via: {description: The airflow.cfg option that carries the settings to the worker's app., returned: mode=effective, type: str}
+restart_reason: {description: Why the running worker needs a restart to run them, or null., returned: mode=effective, type: str}
+answered: {description: The restarted worker answered a ping, with this run's digest where it carries one., returned: mode=ping, type: bool}
+problem: {description: Why it did not., returned: mode=ping, type: str}
 """
 
 import json
@@ -64,6 +112,7 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle, restart_reason
 
 # Module paths of DEFAULT_CELERY_CONFIG and of the worker's Celery app, newest first.
 DEFAULT_CONFIG_MODULES = (
@@ -75,6 +124,9 @@ APP_MODULES = (
     "airflow.executors.celery_executor",
 )
 SHADOW_VARIABLE = "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"
+# Seconds the running worker has to answer `inspect conf`: its main process answers remote
+# control between tasks' messages, within a broker round trip.
+LIVE_TIMEOUT = 3
 
 # Runs inside the worker's interpreter (Python 3.8+), as the unit's user, with the unit's
 # environment. It reads a JSON request on stdin and prints one JSON answer.
@@ -159,7 +211,8 @@ def fallbacks(settings, mismatches):
             continue
         if not isinstance(current, dict):
             continue
-        part = settings if holds is None else settings.get(holds, {})
+        # extra_celery_config carries the digest too, so the live worker can be asked for it.
+        part = dict(settings, **{req["digest_key"]: req["digest"]}) if holds is None else settings.get(holds, {})
         covers = holds is None or set(mismatches) <= {holds}
         if holds is not None and holds not in settings:
             continue
@@ -272,6 +325,36 @@ def db_idle_timeout():
     return {"backend": backend, "variable": variable,
             "seconds": max(1, value // per_second) if value > 0 else 0}
 
+def broker(celery_app):
+    """A connection to the worker's broker, or an error at once: Celery's remote control
+    otherwise retries a broker that is down for as long as it takes."""
+    connection = celery_app.connection_for_write()
+    connection.ensure_connection(max_retries=1)
+    return connection
+
+def live_worker(node):
+    """What the running worker answers over its broker: whether it answers as `node`, and the
+    digest in the config it started with (inspect conf, the worker's own memory). Where it
+    does not answer, the nodes that do tell a wrong node name from a silent broker."""
+    out = {"node": node, "answered": False, "digest": None, "others": []}
+    try:
+        celery_app = app()[0]
+        with broker(celery_app) as connection:
+            control = celery_app.control
+            replies = control.inspect(destination=[node], timeout=req["live_timeout"],
+                                      connection=connection).conf(with_defaults=False) or {}
+            if node in replies:
+                out.update(answered=True, digest=(replies[node] or {}).get(req["digest_key"]))
+                active = control.inspect(destination=[node], timeout=req["live_timeout"],
+                                         connection=connection).active() or {}
+                out["active"] = ["%s[%s]" % (task.get("name"), task.get("id")) for task in active.get(node) or []]
+            else:
+                out["others"] = sorted(name for reply in control.ping(timeout=1.0, connection=connection) or []
+                                       for name in reply)
+    except Exception as exc:
+        out["problem"] = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:200])
+    return out
+
 out["versions"] = {"airflow": dist_version("apache-airflow"), "celery": dist_version("celery"),
                    "celery_provider": dist_version("apache-airflow-providers-celery")}
 mode = req["mode"]
@@ -295,6 +378,8 @@ if mode == "facts":
     # Only for input that passed: a host failing on its input need not wait for a database.
     if req["read_idle_timeout"] and out["default_config_module"] and not out["setting_errors"]:
         out["db_idle_timeout"] = db_idle_timeout()
+    if req["worker_active"] and out["default_config_module"] and not out["setting_errors"]:
+        out["live"] = live_worker(req["node_name"] or "celery@" + out["hostname"])
 elif mode == "effective":
     celery_app, out["app_module"] = app()
     out["cfg_section"] = req["team"] + "=celery" if req["team"] else "celery"
@@ -308,6 +393,11 @@ elif mode == "effective":
                                if not contains(conf.get(key), value))
     out["config_options"] = team_conf().get("celery", "celery_config_options", fallback=None)
     out["fallbacks"] = fallbacks(req["settings"], out["mismatches"])
+    out["app_digest"] = conf.get(req["digest_key"])
+    out["acks_late"] = bool(conf.get("task_acks_late"))
+    out["visibility_timeout"] = (conf.get("broker_transport_options") or {}).get("visibility_timeout")
+    if req["worker_active"]:
+        out["live"] = live_worker(req["node_name"] or "celery@" + out["hostname"])
 elif mode == "ping":
     celery_app, _ = app()
     node = req["node_name"] or "celery@" + out["hostname"]
@@ -315,8 +405,15 @@ elif mode == "ping":
     deadline = time.time() + req["timeout"]
     replies = []
     while time.time() < deadline and not replies:
-        replies = celery_app.control.ping(destination=[node], timeout=2.0)
+        try:
+            with broker(celery_app) as connection:
+                replies = celery_app.control.ping(destination=[node], timeout=2.0, connection=connection)
+        except Exception as exc:
+            out["broker_problem"] = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:200])
+            time.sleep(1)
     out["replies"] = plain(replies)
+    if replies:
+        out["live"] = live_worker(node)
 print("\n" + json.dumps(out))
 '''
 
@@ -325,7 +422,7 @@ def systemd_unit(module, unit):
     """The unit's user and environment, as systemd will start it next time."""
     rc, out, err = module.run_command(
         ["systemctl", "show", unit, "--property=LoadState,ActiveState,User,Group,Environment,"
-         "EnvironmentFiles,WorkingDirectory,NeedDaemonReload,ExecStart"])
+         "EnvironmentFiles,WorkingDirectory,NeedDaemonReload,ExecStart,ExecMainStartTimestampMonotonic"])
     if rc != 0:
         module.fail_json(msg="systemctl show %s failed: %s" % (unit, err.strip()))
     props = {}
@@ -438,6 +535,19 @@ def run_child(module, python, request, user, env, cwd):
     return answer
 
 
+def start_time(monotonic_usec):
+    """The epoch time systemd's ExecMainStartTimestampMonotonic stands for, or None if the
+    unit's process never started. Both clocks are the kernel's, in a container too."""
+    usec = int(monotonic_usec or 0)
+    return time.time() - (time.monotonic() - usec / 1e6) if usec else None
+
+
+def newest_mtime(paths):
+    """The latest modification time among the files that exist (links followed), or None."""
+    times = [os.stat(path).st_mtime for path in paths if path and os.path.exists(path)]
+    return max(times) if times else None
+
+
 def journal_errors(module, unit, since):
     """The distinct error lines the unit logged since `since`: the reason a worker did not
     start is often a few tracebacks up, behind a misleading last one."""
@@ -495,6 +605,7 @@ def main():
         argument_spec=dict(
             mode=dict(type="str", required=True, choices=["facts", "effective", "ping"]),
             strict=dict(type="bool", default=True),
+            warn_restart=dict(type="bool", default=False),
             install=dict(type="dict", required=True, options=dict(
                 python=dict(type="path", required=True),
                 airflow_home=dict(type="path", required=True),
@@ -509,6 +620,9 @@ def main():
                 extra_setting_names=dict(type="list", elements="str", default=[]),
                 manage_env=dict(type="bool", default=False),
                 read_idle_timeout=dict(type="bool", default=False),
+                dropin_path=dict(type="path", default=None),
+                digest=dict(type="str", default=""),
+                stop_timeout=dict(type="int", default=0),
             )),
         ),
         supports_check_mode=True,
@@ -553,7 +667,9 @@ def main():
     request = dict(mode=p["mode"], module_name=p["module_name"], settings=p["settings"],
                    node_name=p["node_name"], timeout=p["timeout"], extra_setting_names=p["extra_setting_names"],
                    read_idle_timeout=p["read_idle_timeout"],
-                   default_config_modules=DEFAULT_CONFIG_MODULES, app_modules=APP_MODULES, team=team)
+                   default_config_modules=DEFAULT_CONFIG_MODULES, app_modules=APP_MODULES, team=team,
+                   digest_key=DIGEST_KEY, digest=p["digest"], live_timeout=LIVE_TIMEOUT,
+                   worker_active=props.get("ActiveState") == "active")
 
     if p["mode"] == "facts":
         cfg = cfg_facts(module, p["cfg_path"])
@@ -583,6 +699,16 @@ def main():
             hint = ("; names of Celery extensions can be allowed with airflow_celery_config_extra_setting_names"
                     if any("is not a setting of Celery" in error for error in errors) else "")
             module.fail_json(msg="airflow_celery_config_settings: %s%s" % ("; ".join(errors), hint))
+        result["settings"], result["recycle_report"] = fit_pool_recycle(
+            p["settings"], result.get("db_idle_timeout"), p["read_idle_timeout"])
+        result["digest"] = digest(result["settings"])
+        result["digest_key"] = DIGEST_KEY
+        live = result.get("live") or {}
+        if live.get("others") and not live["answered"]:
+            module.fail_json(msg="airflow_celery_config_node_name: no worker answers as %s, though the unit %s is "
+                                 "active and the broker carries answers from %s: set it to the name this host's "
+                                 "worker runs as (its --celery-hostname; empty means celery@<hostname>)"
+                                 % (live["node"], p["service"], ", ".join(live["others"])))
         problem = (result.get("db_idle_timeout") or {}).get("problem")
         if problem:
             # The configured pool_recycle still applies: a rollout must not stop here.
@@ -599,6 +725,26 @@ def main():
         # carries them all (written by the role's fallback) wins, as the provider merges it last.
         result["applied_via"] = next((item["option"] for item in result["fallbacks"] if item["in_effect"]),
                                      "celery_config_options")
+        # result_backend_sqlalchemy_engine_options holds database_engine_options only: no digest.
+        carries_digest = result["applied_via"] in ("celery_config_options", "extra_celery_config")
+        watched = [os.path.join(p["module_dir"], p["module_name"] + ".py"), p["cfg_path"], p["dropin_path"],
+                   env_files.get(SHADOW_VARIABLE)]
+        result["worker"] = dict(active=props.get("ActiveState") == "active",
+                                started_at=start_time(props.get("ExecMainStartTimestampMonotonic")),
+                                config_changed_at=newest_mtime(watched))
+        result["restart_reason"] = restart_reason(
+            result["worker"]["active"], result.get("live") or {}, p["digest"] if carries_digest else None,
+            result["worker"]["started_at"], result["worker"]["config_changed_at"])
+        running = (result.get("live") or {}).get("active") or []
+        if result["restart_reason"] and running and module.params["warn_restart"]:
+            # systemd kills what is still running after TimeoutStopSec; an acks_late message that
+            # was never acknowledged waits in the broker until its visibility timeout.
+            module.warn("restarting %s waits up to %ss (airflow_celery_config_stop_timeout) for its %d running "
+                        "task(s) %s; one still running then is killed%s" % (
+                            result["live"]["node"], p["stop_timeout"], len(running), ", ".join(running[:5]),
+                            ", and its message is delivered again only after the broker's visibility_timeout "
+                            "(%ss)" % result["visibility_timeout"] if result["acks_late"] and result["visibility_timeout"]
+                            else ""))
         if result["config_options"] != wanted and result["applied_via"] == "celery_config_options":
             source = result["config_options_from_env"]
             reasons.append("the worker reads celery_config_options=%s, not %s%s" % (
@@ -625,13 +771,20 @@ def main():
             request["timeout"] = max(1, int(deadline - time.time()))
             result.update(run_child(module, p["python"], request, user, env, cwd))
         result["answered"] = bool(result.get("replies"))
-        if not result["answered"]:
+        live = result.get("live") or {}
+        if result["answered"] and p["digest"] and live.get("answered") and live.get("digest") != p["digest"]:
+            # It came back, but not on this run's config: as bad as not coming back.
+            result["answered"] = False
+            result["problem"] = "the restarted worker %s answers with settings %s, not %s" % (
+                live["node"], live.get("digest") or "not given by this role", p["digest"])
+        if not result["answered"] and "problem" not in result:
             state = module.run_command(["systemctl", "is-active", p["service"]])[1].strip()
             status = module.run_command(["systemctl", "show", p["service"], "--property=ExecMainStatus", "--value"])[1]
             result["problem"] = "the worker unit %s is %s (its last process exited with status %s) and %s did not " \
-                "answer a Celery ping within %ss%s" % (
+                "answer a Celery ping within %ss%s%s" % (
                     p["service"], state, status.strip() or "?", result.get("node_name", "its worker"),
-                    p["timeout"], journal_errors(module, p["service"], started - 5))
+                    p["timeout"], "; the broker did not answer either: " + result["broker_problem"]
+                    if result.get("broker_problem") else "", journal_errors(module, p["service"], started - 5))
             if p["strict"]:
                 module.fail_json(msg=result["problem"], **result)
     module.exit_json(**result)

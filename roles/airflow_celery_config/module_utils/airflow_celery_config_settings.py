@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+"""The managed Celery settings as the role decides them on the controller's behalf, on the
+host: pool_recycle fitted below the database server's idle timeout, and the digest that the
+module hands to the running worker so it can be asked which settings it started with."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+
+# A key of the worker's Celery config that carries the digest of the managed settings. Celery
+# keeps unknown keys and returns them to `inspect conf`, whose censoring (API, TOKEN, KEY,
+# SECRET, PASS, SIGNATURE, DATABASE) hides database_engine_options but not this name.
+DIGEST_KEY = "airflow_celery_config_digest"
+
+# pool_recycle counts from a connection's creation, so a value below the server's idle timeout
+# means no pooled connection is ever idle that long. 90% (rounded down, at least 1) leaves room
+# for the gap between the client's and the server's view of "last used" (a checkout's round
+# trip, a slow query) and still recycles rarely: 25920 s under MySQL's default 28800.
+RECYCLE_SHARE = 0.9
+
+
+def merged(base, overrides):
+    """`base` with `overrides` merged over it, nested dicts key by key, as the module does."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def digest(settings):
+    """A short, stable name for one set of managed settings."""
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def fit_pool_recycle(settings, idle, enabled):
+    """The settings with pool_recycle lowered below the server's idle timeout where the
+    configured one is not, and one line saying what was found and chosen.
+
+    `idle` is the probe's db_idle_timeout: {backend, variable, seconds} (0 seconds: off), or
+    {problem}. A configured value already below the bound is the operator's and stays."""
+    configured = (settings.get("database_engine_options") or {}).get("pool_recycle")
+    if not enabled:
+        return settings, ("idle timeout not read (airflow_celery_config_fit_pool_recycle is off); "
+                          "pool_recycle %s as configured" % configured)
+    idle = idle or {}
+    if "seconds" not in idle:
+        return settings, ("idle timeout not read: %s; pool_recycle %s as configured"
+                          % (idle.get("problem", "no answer"), configured))
+    seconds = int(idle["seconds"])
+    found = "%s %s=%s;" % (idle["backend"], idle["variable"], "%ss" % seconds if seconds else "0 (off)")
+    if configured is None:
+        return settings, found + " pool_recycle not set, nothing to fit"
+    bound = max(1, int(seconds * RECYCLE_SHARE))
+    if seconds and int(configured) > bound:
+        fitted = merged(settings, {"database_engine_options": {"pool_recycle": bound}})
+        return fitted, ("%s configured pool_recycle %s is not safely below it, chose pool_recycle=%d (90%%)"
+                        % (found, configured, bound))
+    return settings, "%s pool_recycle %s as configured" % (found, configured)
+
+
+def restart_reason(active, live, wanted_digest, started_at, changed_at):
+    """Why the running worker must be restarted to run the managed settings, or None.
+
+    The live worker's own answer decides where there is one: it started with the config that
+    carries `wanted_digest`, or it did not. Without an answer (the broker or the worker's
+    remote control is down, or the settings reach it through an option that cannot carry the
+    digest: `wanted_digest` None), a process that started before its config files last
+    changed still runs older ones."""
+    if not active:
+        return None
+    if live.get("answered") and wanted_digest:
+        if live.get("digest") == wanted_digest:
+            return None
+        return ("the running worker %s answers with settings %s, not %s"
+                % (live.get("node"), live.get("digest") or "it was not given by this role", wanted_digest))
+    if started_at and changed_at and started_at < changed_at:
+        return ("the worker process started before its config files last changed%s"
+                % ("" if live.get("answered") else " (and %s did not answer over the broker)" % live.get("node")))
+    return None
