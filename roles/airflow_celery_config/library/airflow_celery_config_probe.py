@@ -127,6 +127,8 @@ SHADOW_VARIABLE = "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"
 # Seconds the running worker has to answer `inspect conf`: its main process answers remote
 # control between tasks' messages, within a broker round trip.
 LIVE_TIMEOUT = 3
+# Seconds after its start within which a worker that does not answer yet may still be starting.
+WORKER_START_GRACE = 60
 
 # Runs inside the worker's interpreter (Python 3.8+), as the unit's user, with the unit's
 # environment. It reads a JSON request on stdin and prints one JSON answer.
@@ -341,16 +343,22 @@ def live_worker(node):
         celery_app = app()[0]
         with broker(celery_app) as connection:
             control = celery_app.control
-            replies = control.inspect(destination=[node], timeout=req["live_timeout"],
-                                      connection=connection).conf(with_defaults=False) or {}
-            if node in replies:
-                out.update(answered=True, digest=(replies[node] or {}).get(req["digest_key"]))
-                active = control.inspect(destination=[node], timeout=req["live_timeout"],
-                                         connection=connection).active() or {}
-                out["active"] = ["%s[%s]" % (task.get("name"), task.get("id")) for task in active.get(node) or []]
-            else:
+
+            def ask(command):
+                return getattr(control.inspect(destination=[node], timeout=req["live_timeout"],
+                                               connection=connection), command)() or {}
+            replies = ask("conf")
+            if node not in replies:
+                # A worker that is still starting answers a moment later: ask once more if it
+                # is among those that answer a ping at all.
                 out["others"] = sorted(name for reply in control.ping(timeout=1.0, connection=connection) or []
                                        for name in reply)
+                if node in out["others"]:
+                    out["others"] = []
+                    replies = ask("conf")
+            if node in replies:
+                out.update(answered=True, digest=(replies[node] or {}).get(req["digest_key"]))
+                out["active"] = ["%s[%s]" % (task.get("name"), task.get("id")) for task in ask("active").get(node) or []]
     except Exception as exc:
         out["problem"] = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:200])
     return out
@@ -704,7 +712,9 @@ def main():
         result["digest"] = digest(result["settings"])
         result["digest_key"] = DIGEST_KEY
         live = result.get("live") or {}
-        if live.get("others") and not live["answered"]:
+        started = start_time(props.get("ExecMainStartTimestampMonotonic"))
+        # Other workers answer, this one does not, though it has had time to start: its name is wrong.
+        if live.get("others") and not live["answered"] and started and time.time() - started > WORKER_START_GRACE:
             module.fail_json(msg="airflow_celery_config_node_name: no worker answers as %s, though the unit %s is "
                                  "active and the broker carries answers from %s: set it to the name this host's "
                                  "worker runs as (its --celery-hostname; empty means celery@<hostname>)"

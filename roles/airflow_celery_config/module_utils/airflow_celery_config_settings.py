@@ -10,8 +10,8 @@ import hashlib
 import json
 
 # A key of the worker's Celery config that carries the digest of the managed settings. Celery
-# keeps unknown keys and returns them to `inspect conf`, whose censoring (API, TOKEN, KEY,
-# SECRET, PASS, SIGNATURE, DATABASE) hides database_engine_options but not this name.
+# keeps unknown keys and returns them to `inspect conf`, which masks the values of names with
+# API, TOKEN, KEY, SECRET, PASS, SIGNATURE or DATABASE (dicts excepted) but not this one.
 DIGEST_KEY = "airflow_celery_config_digest"
 
 # pool_recycle counts from a connection's creation, so a value below the server's idle timeout
