@@ -5,9 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-suite=bookworm
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-base=acc-base:${suite}
 ca_bundle=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 
 inputs_hash() { cat "$@" | sha256sum | cut -c1-16; }
@@ -16,8 +14,11 @@ image_is_current() { # image, hash
   [ "$(docker image inspect -f '{{ index .Config.Labels "acc.inputs" }}' "$1" 2>/dev/null)" = "$2" ]
 }
 
-build_base() {
-  local hash
+# Airflow 1.10 and 2.0-2.2 do not install on bookworm's Python 3.11; they run on bullseye's 3.9.
+suite_of() { case $1 in 1.*|2.[0-2].*) echo bullseye ;; *) echo bookworm ;; esac; }
+
+build_base() { # suite
+  local suite=$1 base=acc-base:$1 hash
   hash=$(echo "$suite $mirror" | cat - images/base/packages | sha256sum | cut -c1-16)
   if image_is_current "$base" "$hash"; then echo "image $base is current"; return; fi
   if ! command -v debootstrap >/dev/null; then
@@ -28,7 +29,7 @@ build_base() {
       | docker build -q --label "acc.inputs=$hash" -t "$base" - >/dev/null
     return
   fi
-  echo "building $base with debootstrap (about a minute)"
+  echo "building $base with debootstrap (1 to 5 minutes)"
   local root
   root=$(mktemp -d)
   debootstrap --variant=minbase --include="$(grep -v '^#' images/base/packages | paste -sd, -)" \
@@ -42,9 +43,9 @@ build_base() {
   rm -rf "$root"
 }
 
-build_from_dir() { # name, dir, files the image depends on (space-separated), extra build args...
-  local name=$1 dir=$2 files=$3 hash ctx
-  shift 3
+build_from_dir() { # name, suite, dir, files the image depends on (space-separated), extra build args...
+  local name=$1 base=acc-base:$2 dir=$3 files=$4 hash ctx
+  shift 4
   hash=$(inputs_hash $files <(docker image inspect -f '{{.Id}}' "$base") <(echo "$*"))
   if image_is_current "$name" "$hash"; then echo "image $name is current"; return; fi
   echo "building $name"
@@ -57,10 +58,17 @@ build_from_dir() { # name, dir, files the image depends on (space-separated), ex
   rm -rf "$ctx"
 }
 
-build_base
-build_from_dir acc-services:${suite} images/services images/services/Dockerfile
+build_base bookworm
+build_from_dir acc-services:bookworm bookworm images/services images/services/Dockerfile
+w=images/worker
 for version in ${ACC_AIRFLOW_VERSIONS:-3.3.2}; do
-  w=images/worker
-  build_from_dir "acc-worker:airflow-${version}" $w "$w/Dockerfile $w/requirements-${version}.txt $w/constraints-${version}.txt" \
-    --build-arg "AIRFLOW_VERSION=${version}"
+  suite=$(suite_of "$version")
+  if [ "$suite" = bookworm ]; then
+    build_from_dir "acc-worker:airflow-${version}" bookworm $w "$w/Dockerfile $w/requirements-${version}.txt $w/constraints-${version}.txt" \
+      --build-arg "AIRFLOW_VERSION=${version}"
+  else
+    build_base "$suite"
+    build_from_dir "acc-worker:airflow-${version}" "$suite" $w "$w/Dockerfile.$suite $w/requirements-${version}.txt $w/constraints-${version}.txt" \
+      -f "$w/Dockerfile.$suite" --build-arg "AIRFLOW_VERSION=${version}"
+  fi
 done
