@@ -43,3 +43,4 @@ test: lint unit images
 	molecule test -s fallback
 	molecule test -s postgres
 	molecule test -s native
+	molecule test -s hosts
