@@ -105,7 +105,7 @@ def main():
 
     # (what, folders, who may write them, what to do): code the worker imports, then the drop-in,
     # which systemd runs as root.
-    who_worker = "root, %s and group %s" % (user.pw_name, group.gr_name)
+    who_worker = "root, user %s and group %s" % (user.pw_name, group.gr_name)
     checks = [
         ("airflow_celery_config_module_dir: the worker imports %s" % inputs["module"],
          looked_in["module"] + [real["module_dir"], real["module"]], worker, who_worker),
@@ -118,11 +118,13 @@ def main():
             st, shown = describe(path)
             writers = unsafe_writers(st, uids, gids)
             if writers:
+                fixes = (["chown root %s" % path] if st.st_uid not in uids else []) + \
+                        (["chmod g-w %s" % path] if "its group" in writers else []) + \
+                        (["chmod o-w %s" % path] if "every user" in writers else [])
                 module.fail_json(
                     msg="%s, but %s (%s) can be written by %s, not only by %s: any of them could replace "
-                        "what runs there. Nothing was written. Make it writable by %s only (e.g. `chmod go-w %s`, "
-                        "or `chown root %s`), or choose another path, then run again"
-                        % (what, path, shown, writers, who, who, path, path))
+                        "what runs there. Nothing was written. Make it writable by %s only (`%s`), or choose "
+                        "another path, then run again" % (what, path, shown, writers, who, who, "; ".join(fixes)))
     module.exit_json(changed=False, real=real, links=links)
 
 
