@@ -23,12 +23,16 @@ def test_other_capitals_and_spaces_are_the_same_option_replaced_in_place():
     text = "[core]\nexecutor = CeleryExecutor\n[celery]\n  Celery_Config_Options   =  old.VALUE\nbroker_url = x\n"
     new, action = set_option(text, "celery", "celery_config_options", WANTED)
     assert action == "replaced"
-    assert new == "[core]\nexecutor = CeleryExecutor\n[celery]\n  Celery_Config_Options   =  " + WANTED + "\nbroker_url = x\n"
+    assert new == "[core]\nexecutor = CeleryExecutor\n[celery]\n  celery_config_options   =  " + WANTED + "\nbroker_url = x\n"
     assert read(new)["celery"]["celery_config_options"] == WANTED
 
 
-def test_a_set_value_is_left_alone_however_it_is_spelled():
+def test_a_right_value_under_another_spelling_gets_the_name_every_airflow_reads():
+    # Airflow 2.10 and 3.x read option names as written: CELERY_CONFIG_OPTIONS is ignored there.
     text = "[celery]\nCELERY_CONFIG_OPTIONS:" + WANTED + "\n"
+    assert set_option(text, "celery", "celery_config_options", WANTED) == (
+        "[celery]\ncelery_config_options:" + WANTED + "\n", "replaced")
+    text = "[celery]\ncelery_config_options:" + WANTED + "\n"
     assert set_option(text, "celery", "celery_config_options", WANTED) == (text, "unchanged")
 
 
@@ -59,7 +63,7 @@ def test_crlf_and_a_missing_final_newline_are_kept():
     new, _ = set_option(text, "team1=celery", "extra_celery_config", "{}")
     assert new == text + "\r\n\r\n[team1=celery]\r\nextra_celery_config = {}"
     replaced, _ = set_option("[celery]\r\nCelery_Config_Options = old", "celery", "celery_config_options", WANTED)
-    assert replaced == "[celery]\r\nCelery_Config_Options = " + WANTED
+    assert replaced == "[celery]\r\ncelery_config_options = " + WANTED
 
 
 def test_team_sections_are_sections_like_any_other():

@@ -2,9 +2,13 @@
 """Set one option of an ini file the way Airflow's configparser reads it.
 
 Pure text in, text out, so it is tested without a host. Airflow reads airflow.cfg with
-Python's ConfigParser: option names are case-insensitive and may have spaces around them,
-section names are case-sensitive, whole-line comments start with # or ;, an indented line
-continues the option above it, and a repeated option in a section is an error.
+Python's ConfigParser: option names may have spaces around them, section names are
+case-sensitive, whole-line comments start with # or ;, an indented line continues the option
+above it, and a repeated option in a section is an error. Option names are lower-cased by
+ConfigParser and by older Airflow, but read as written by Airflow 2.10 and 3.x (their
+AirflowConfigParser.optionxform keeps the case), which then ignores `Celery_Config_Options`.
+So an option spelled with other capitals is matched (a second line would be a repeated option
+where names are lower-cased) and rewritten with the exact name, which every version reads.
 """
 
 from __future__ import annotations
@@ -117,14 +121,15 @@ def set_option(text, section, option, value):
                         if entries[i]["kind"] == "continuation" and entries[i].get("option") == key
                         and all(entries[j]["kind"] in ("continuation", "blank", "comment")
                                 for j in range(index + 1, i))]
-        if entries[index]["value"] == value and not continuation:
-            return text, "unchanged"
         line = lines[index]
         ending = line[len(line.rstrip("\r\n")):]
         body = line[:len(line) - len(ending)]
         lead = len(body) - len(body.lstrip())
         match = OPTION.match(body.strip())
-        head = body[:lead + match.start("value")]
+        if entries[index]["value"] == value and not continuation and match.group("option") == option:
+            return text, "unchanged"
+        # The spacing around the delimiter stays; the name becomes the one every Airflow reads.
+        head = body[:lead] + option + body[lead + match.end("option"):lead + match.start("value")]
         if head.endswith(("=", ":")) and len(head) > 1 and head[-2] == " ":
             head += " "
         new = list(lines)
