@@ -44,3 +44,4 @@ test: lint unit images
 	molecule test -s postgres
 	molecule test -s native
 	molecule test -s restarts
+	molecule test -s hosts

@@ -102,6 +102,7 @@ answered: {description: The restarted worker answered a ping, with this run's di
 problem: {description: Why it did not., returned: mode=ping, type: str}
 """
 
+import grp
 import json
 import keyword
 import os
@@ -113,6 +114,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle, restart_reason
+from ansible.module_utils.airflow_celery_config_safety import SECRET_PATTERN, secret_names, secret_values
 
 # Module paths of DEFAULT_CELERY_CONFIG and of the worker's Celery app, newest first.
 DEFAULT_CONFIG_MODULES = (
@@ -230,7 +232,7 @@ def contains(actual, wanted):
         return len(actual) == len(wanted) and all(contains(a, w) for a, w in zip(actual, wanted))
     return actual == wanted
 
-SECRET = re.compile(r"url|password|secret|backend$|sentinel_kwargs")
+SECRET = re.compile(req["secret_pattern"], re.IGNORECASE)
 
 def plain(value):
     try:
@@ -636,6 +638,9 @@ def main():
         supports_check_mode=True,
     )
     p = dict(module.params["install"], mode=module.params["mode"], strict=module.params["strict"])
+    # Before anything can fail: values of settings named like credentials never reach the
+    # output (invocation, results, failure messages), whatever mode or verbosity.
+    module.no_log_values.update(secret_values(p["settings"]))
     for name in ("module_name", "dict_name"):
         if not p[name].isidentifier() or keyword.iskeyword(p[name]):
             module.fail_json(msg="airflow_celery_config_%s: %r is not a Python identifier"
@@ -667,14 +672,15 @@ def main():
 
     team = worker_team(props.get("ExecStart", []))
     result = dict(changed=False, check_mode=module.check_mode, service_user=user.pw_name,
-                  service_active=props.get("ActiveState"), team=team)
+                  service_group=props.get("Group") or grp.getgrgid(user.pw_gid).gr_name,
+                  service_active=props.get("ActiveState"), team=team, secret_settings=secret_names(p["settings"]))
     shadow = unit_env.get(SHADOW_VARIABLE)
     result["config_options_from_env"] = {"value": shadow, "origin": origin.get(SHADOW_VARIABLE),
                                          "file": env_files.get(SHADOW_VARIABLE)} if shadow else None
     wanted = "%s.%s" % (p["module_name"], p["dict_name"])
     request = dict(mode=p["mode"], module_name=p["module_name"], settings=p["settings"],
                    node_name=p["node_name"], timeout=p["timeout"], extra_setting_names=p["extra_setting_names"],
-                   read_idle_timeout=p["read_idle_timeout"],
+                   read_idle_timeout=p["read_idle_timeout"], secret_pattern=SECRET_PATTERN,
                    default_config_modules=DEFAULT_CONFIG_MODULES, app_modules=APP_MODULES, team=team,
                    digest_key=DIGEST_KEY, digest=p["digest"], live_timeout=LIVE_TIMEOUT,
                    worker_active=props.get("ActiveState") == "active")

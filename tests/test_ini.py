@@ -1,0 +1,119 @@
+"""The airflow.cfg edit reads the file as Airflow's configparser does and changes one line."""
+import configparser
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
+
+from airflow_celery_config_ini import IniError, get_option, set_option  # noqa: E402
+
+WANTED = "my_celery_config.CELERY_CONFIG"
+
+
+def read(text):
+    """What Airflow reads: ConfigParser, strict (a repeated option or section is an error)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(text)
+    return parser
+
+
+def test_other_capitals_and_spaces_are_the_same_option_replaced_in_place():
+    text = "[core]\nexecutor = CeleryExecutor\n[celery]\n  Celery_Config_Options   =  old.VALUE\nbroker_url = x\n"
+    new, action = set_option(text, "celery", "celery_config_options", WANTED)
+    assert action == "replaced"
+    assert new == "[core]\nexecutor = CeleryExecutor\n[celery]\n  celery_config_options   =  " + WANTED + "\nbroker_url = x\n"
+    assert read(new)["celery"]["celery_config_options"] == WANTED
+
+
+def test_a_right_value_under_another_spelling_gets_the_name_every_airflow_reads():
+    # Airflow 2.10 and 3.x read option names as written: CELERY_CONFIG_OPTIONS is ignored there.
+    text = "[celery]\nCELERY_CONFIG_OPTIONS:" + WANTED + "\n"
+    assert set_option(text, "celery", "celery_config_options", WANTED) == (
+        "[celery]\ncelery_config_options:" + WANTED + "\n", "replaced")
+    text = "[celery]\ncelery_config_options:" + WANTED + "\n"
+    assert set_option(text, "celery", "celery_config_options", WANTED) == (text, "unchanged")
+
+
+def test_a_comment_naming_the_key_is_not_the_key():
+    text = "[celery]\n# celery_config_options = commented.OUT\n;celery_config_options=x\nbroker_url = x\n"
+    new, action = set_option(text, "celery", "celery_config_options", WANTED)
+    assert action == "added"
+    assert new == ("[celery]\n# celery_config_options = commented.OUT\n;celery_config_options=x\nbroker_url = x\n"
+                   "celery_config_options = " + WANTED + "\n")
+
+
+def test_a_missing_section_is_added_at_the_end():
+    text = "[core]\nexecutor = CeleryExecutor\n"
+    new, action = set_option(text, "celery", "celery_config_options", WANTED)
+    assert action == "section added"
+    assert new == text + "\n[celery]\ncelery_config_options = " + WANTED + "\n"
+    assert read(new)["celery"]["celery_config_options"] == WANTED
+
+
+def test_an_empty_file_gets_the_section():
+    assert set_option("", "celery", "a", "b") == ("[celery]\na = b\n", "section added")
+
+
+def test_crlf_and_a_missing_final_newline_are_kept():
+    text = "[core]\r\nexecutor = CeleryExecutor\r\n[celery]\r\nbroker_url = x"
+    new, _ = set_option(text, "celery", "celery_config_options", WANTED)
+    assert new == "[core]\r\nexecutor = CeleryExecutor\r\n[celery]\r\nbroker_url = x\r\ncelery_config_options = " + WANTED
+    new, _ = set_option(text, "team1=celery", "extra_celery_config", "{}")
+    assert new == text + "\r\n\r\n[team1=celery]\r\nextra_celery_config = {}"
+    replaced, _ = set_option("[celery]\r\nCelery_Config_Options = old", "celery", "celery_config_options", WANTED)
+    assert replaced == "[celery]\r\ncelery_config_options = " + WANTED
+
+
+def test_team_sections_are_sections_like_any_other():
+    text = "[celery]\nextra_celery_config = {}\n[team1=celery]\nExtra_Celery_Config = {\"a\": 1}\n"
+    new, action = set_option(text, "team1=celery", "extra_celery_config", '{"b": 2}')
+    assert action == "replaced"
+    assert read(new)["team1=celery"]["extra_celery_config"] == '{"b": 2}'
+    assert read(new)["celery"]["extra_celery_config"] == "{}"
+
+
+def test_section_names_are_case_sensitive_as_in_configparser():
+    text = "[Celery]\ncelery_config_options = other\n"
+    new, action = set_option(text, "celery", "celery_config_options", WANTED)
+    assert action == "section added"
+    assert read(new)["celery"]["celery_config_options"] == WANTED
+
+
+def test_an_indented_line_continues_the_option_above_and_is_not_an_option():
+    text = "[celery]\nbroker_url = x\n  celery_config_options = part.of.broker_url\n"
+    new, action = set_option(text, "celery", "celery_config_options", WANTED)
+    assert action == "added"
+    assert read(new)["celery"]["celery_config_options"] == WANTED
+    assert read(new)["celery"]["broker_url"] == "x\ncelery_config_options = part.of.broker_url"
+
+
+def test_a_multi_line_value_is_replaced_whole():
+    text = "[celery]\ncelery_config_options = a\n  b\n# note\nbroker_url = x"
+    new, action = set_option(text, "celery", "celery_config_options", WANTED)
+    assert new == "[celery]\ncelery_config_options = " + WANTED + "\n# note\nbroker_url = x"
+    tail = "[celery]\ncelery_config_options = a\n  b"
+    new, _ = set_option(tail, "celery", "celery_config_options", WANTED)
+    assert new == "[celery]\ncelery_config_options = " + WANTED
+
+
+def test_a_second_run_changes_nothing():
+    for text in ("[core]\r\na = 1", "[celery]\n# celery_config_options = x\n", "[celery]\nCelery_Config_Options=y"):
+        once, _ = set_option(text, "celery", "celery_config_options", WANTED)
+        assert set_option(once, "celery", "celery_config_options", WANTED) == (once, "unchanged")
+        assert get_option(once, "celery", "celery_config_options") == WANTED
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[celery]\ncelery_config_options = a\nCelery_Config_Options = b\n", r"appears 2 times \(lines 2, 3\)"),
+    ("[celery]\na = 1\n[celery]\nb = 2\n", r"section \[celery\] appears 2 times"),
+])
+def test_what_airflow_refuses_is_refused_not_edited(text, message):
+    with pytest.raises(IniError, match=message):
+        set_option(text, "celery", "celery_config_options", WANTED)
+
+
+def test_a_value_must_be_one_line():
+    with pytest.raises(IniError, match="one line"):
+        set_option("[celery]\n", "celery", "celery_config_options", "a\nb")
