@@ -6,7 +6,10 @@
 # community.docker. The other ~90 bundled collections play no part, and leaving them out
 # makes a control node cost about 10 s instead of about 70 s (README: Control nodes).
 #
-#   scripts/control-nodes.sh list                 the `ansible` releases, one a line
+#   scripts/control-nodes.sh list [--all]         the `ansible` releases, one a line; without
+#                                                 --all not the one in requirements.txt (the
+#                                                 tools' own control node, which every
+#                                                 scenario already runs)
 #   scripts/control-nodes.sh prepare [VERSION...] make the venvs (cached, in parallel)
 #   scripts/control-nodes.sh run VERSION CMD ARGS run CMD (ansible-playbook, ...) from one
 #
@@ -92,7 +95,12 @@ PY
 }
 
 case ${1:-} in
-  list) printf '%s\n' "${releases[@]}" ;;
+  list)
+    own=$(sed -n 's/^ansible==//p' requirements.txt)
+    for version in "${releases[@]}"; do
+      if [ "${2:-}" = --all ] || [ "$version" != "$own" ]; then echo "$version"; fi
+    done
+    ;;
   prepare)
     shift
     [ $# -gt 0 ] || set -- "${releases[@]}"
