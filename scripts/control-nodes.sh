@@ -11,6 +11,7 @@
 #                                                 tools' own control node, which every
 #                                                 scenario already runs)
 #   scripts/control-nodes.sh prepare [VERSION...] make the venvs (cached, in parallel)
+#   scripts/control-nodes.sh describe [VERSION...] what each prepared one runs
 #   scripts/control-nodes.sh run VERSION CMD ARGS run CMD (ansible-playbook, ...) from one
 #
 # Each control node lives under .cache/control-nodes/ansible-VERSION/ and is reused while
@@ -69,6 +70,17 @@ in_node() { # version, command...
   fi
 }
 
+describe() { # version: what the control node runs
+  local dir=$cache/ansible-$1
+  "$dir/venv/bin/python" - "$1" "$dir" "${collections[@]}" <<'PY' 2>/dev/null || true
+import json, sys
+import ansible.release
+version, root, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+found = [n.replace("/", ".") + " " + json.load(open(f"{root}/ansible_collections/{n}/MANIFEST.json"))["collection_info"]["version"] for n in names]
+print(f"control node ansible {version}: ansible-core {ansible.release.__version__}, " + ", ".join(found))
+PY
+}
+
 prepare_one() { # version
   local version=$1 dir=$cache/ansible-$1 wheel core python stamp
   stamp="$version ${collections[*]}"
@@ -85,13 +97,7 @@ prepare_one() { # version
   in_node "$version" "$python" -m venv "$dir/venv"
   in_node "$version" "$dir/venv/bin/pip" install -q --disable-pip-version-check "$core" 2>&1 | { grep -v "^WARNING: Location" || true; }
   echo "$stamp" > "$dir/ready"
-  "$dir/venv/bin/python" - "$version" "$dir" "${collections[@]}" <<'PY' 2>/dev/null || true
-import json, sys
-import ansible.release
-version, root, names = sys.argv[1], sys.argv[2], sys.argv[3:]
-found = [n.replace("/", ".") + " " + json.load(open(f"{root}/ansible_collections/{n}/MANIFEST.json"))["collection_info"]["version"] for n in names]
-print(f"control node ansible {version}: ansible-core {ansible.release.__version__}, " + ", ".join(found))
-PY
+  describe "$version"
 }
 
 case ${1:-} in
@@ -115,6 +121,11 @@ case ${1:-} in
     done
     for pid in "${pids[@]}"; do wait "$pid"; done
     ;;
+  describe)
+    shift
+    [ $# -gt 0 ] || set -- $("$0" list --all)
+    for version in "$@"; do [ -f "$cache/ansible-$version/ready" ] && describe "$version"; done
+    ;;
   run)
     version=$2; shift 2
     dir=$cache/ansible-$version
@@ -126,5 +137,5 @@ case ${1:-} in
       ANSIBLE_LOCAL_TEMP=$dir/tmp ANSIBLE_HOME=$dir/home
     in_node "$version" env PATH="$dir/venv/bin:$PATH" "$@"
     ;;
-  *) echo "usage: $0 list | prepare [VERSION...] | run VERSION COMMAND [ARGS...]" >&2; exit 2 ;;
+  *) echo "usage: $0 list [--all] | prepare [VERSION...] | describe [VERSION...] | run VERSION COMMAND [ARGS...]" >&2; exit 2 ;;
 esac
