@@ -32,11 +32,13 @@ collections=(community/general community/docker ansible/posix)
 
 needs_new_python() { [ "${1%%.*}" -ge 13 ]; }
 
-new_python() { # a host Python >= 3.12, or nothing
+new_python() { # a host Python >= 3.12, or nothing (ACC_CONTROL_NODE_CONTAINER=1: nothing)
   local p
+  [ "${ACC_CONTROL_NODE_CONTAINER:-0}" = 1 ] && return
   for p in python3.13 python3.12 "$HOME"/.pyenv/versions/3.13*/bin/python3.13 "$HOME"/.pyenv/versions/3.12*/bin/python3.12; do
+    # The interpreter itself, not a shim: the same path whatever PATH the caller has.
     if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import sys, venv; assert sys.version_info >= (3, 12)' 2>/dev/null; then
-      command -v "$p"; return
+      "$p" -c 'import sys; print(sys.executable)'; return
     fi
   done
 }
@@ -60,9 +62,10 @@ in_node() { # version, command...
   local version=$1; shift
   if needs_new_python "$version" && [ -z "$(new_python)" ]; then
     local mounts=(-v "$repo:$repo" -v /var/run/docker.sock:/var/run/docker.sock)
-    [ -d "$HOME/.cache/molecule" ] && mounts+=(-v "$HOME/.cache/molecule:$HOME/.cache/molecule")
+    # Molecule keeps its inventories under ~/.ansible/tmp.
+    [ -d "$HOME/.ansible/tmp" ] && mounts+=(-v "$HOME/.ansible/tmp:$HOME/.ansible/tmp")
     [ -f "$ca_bundle" ] && mounts+=(-v "$ca_bundle:/etc/acc-ca-bundle.crt:ro")
-    docker run --rm --pull never --network host "${mounts[@]}" -w "$PWD" \
+    docker run -i --rm --pull never --network host "${mounts[@]}" -w "$PWD" \
       -e HOME=/root -e PIP_CERT=/etc/acc-ca-bundle.crt $(env | grep -o '^ANSIBLE_[A-Z_]*' | sed 's/^/-e /') \
       "$trixie_image" "$@"
   else
@@ -72,7 +75,7 @@ in_node() { # version, command...
 
 describe() { # version: what the control node runs
   local dir=$cache/ansible-$1
-  "$dir/venv/bin/python" - "$1" "$dir" "${collections[@]}" <<'PY' 2>/dev/null || true
+  in_node "$1" "$dir/venv/bin/python" - "$1" "$dir" "${collections[@]}" <<'PY' 2>/dev/null || true
 import json, sys
 import ansible.release
 version, root, names = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -83,7 +86,10 @@ PY
 
 prepare_one() { # version
   local version=$1 dir=$cache/ansible-$1 wheel core python stamp
-  stamp="$version ${collections[*]}"
+  python=python3
+  if needs_new_python "$version"; then python=$(new_python); python=${python:-$trixie_image}; fi
+  # A venv works only on the Python that made it: the stamp names it.
+  stamp="$version ${collections[*]} $python"
   if [ -f "$dir/ready" ] && [ "$(cat "$dir/ready")" = "$stamp" ]; then return; fi
   rm -rf "$dir"; mkdir -p "$dir/wheel"
   # The wheel is pure Python; --python-version lets a 3.11 pip fetch the 3.12+ releases.
@@ -92,8 +98,7 @@ prepare_one() { # version
   core=$(unzip -p "$wheel" "ansible-$version.dist-info/METADATA" | sed -n 's/^Requires-Dist: \(ansible-core.*\)$/\1/p' | tr -d ' ')
   (cd "$dir" && unzip -q "$wheel" $(printf 'ansible_collections/%s/* ' "${collections[@]}"))
   rm -rf "$dir/wheel"
-  python=python3
-  if needs_new_python "$version"; then python=$(new_python); python=${python:-python3}; fi
+  [ "$python" = "$trixie_image" ] && python=python3
   in_node "$version" "$python" -m venv "$dir/venv"
   in_node "$version" "$dir/venv/bin/pip" install -q --disable-pip-version-check "$core" 2>&1 | { grep -v "^WARNING: Location" || true; }
   echo "$stamp" > "$dir/ready"
