@@ -52,8 +52,13 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.airflow_celery_config_ini import IniError, set_option
-from ansible.module_utils.airflow_celery_config_safety import SECRET, secret_values
+# The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
+try:
+    from ansible.module_utils.airflow_celery_config_ini import IniError, set_option
+    from ansible.module_utils.airflow_celery_config_safety import SECRET, secret_values
+except ImportError:
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_ini import IniError, set_option
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_safety import SECRET, secret_values
 
 
 def main():

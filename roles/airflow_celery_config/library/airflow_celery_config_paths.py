@@ -52,7 +52,11 @@ import os
 import pwd
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.airflow_celery_config_safety import unsafe_writers, walk_path
+# The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
+try:
+    from ansible.module_utils.airflow_celery_config_safety import unsafe_writers, walk_path
+except ImportError:
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_safety import unsafe_writers, walk_path
 
 
 def describe(path):

@@ -113,8 +113,13 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle, restart_reason
-from ansible.module_utils.airflow_celery_config_safety import SECRET_PATTERN, secret_names, secret_values
+# The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
+try:
+    from ansible.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle, restart_reason
+    from ansible.module_utils.airflow_celery_config_safety import SECRET_PATTERN, secret_names, secret_values
+except ImportError:
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle, restart_reason
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_safety import SECRET_PATTERN, secret_names, secret_values
 
 # Module paths of DEFAULT_CELERY_CONFIG and of the worker's Celery app, newest first.
 DEFAULT_CONFIG_MODULES = (
