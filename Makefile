@@ -9,6 +9,10 @@ export ANSIBLE_NOCOLOR := 1
 # One representative per Airflow family the role supports (README: Supported versions).
 AIRFLOW_VERSIONS ?= 3.3.2 3.0.6 2.10.5 2.6.3
 export ACC_AIRFLOW_VERSIONS := $(AIRFLOW_VERSIONS)
+# `ansible` releases molecule/native runs the role from (README: Control nodes); empty: all
+# of `scripts/control-nodes.sh list`. E.g. CONTROL_NODES="7.7.0 14.5.0" for a shorter run.
+CONTROL_NODES ?=
+export ACC_CONTROL_NODES := $(CONTROL_NODES)
 
 .PHONY: setup images demo demo-destroy lint unit test
 
