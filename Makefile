@@ -12,6 +12,10 @@ export ACC_AIRFLOW_VERSIONS := $(AIRFLOW_VERSIONS)
 # The graceful-restart and rollback proofs (about 2 minutes a version) run on the newest and
 # the oldest only; every version runs the rest of molecule/default.
 RESTART_PROOF_VERSIONS ?= 3.3.2 1.10.15
+# `ansible` releases molecule/native runs the role from (README: Control nodes); empty: all
+# of `scripts/control-nodes.sh list`. E.g. CONTROL_NODES="7.7.0 14.5.0" for a shorter run.
+CONTROL_NODES ?=
+export ACC_CONTROL_NODES := $(CONTROL_NODES)
 
 .PHONY: setup images demo demo-destroy lint unit test
 
