@@ -135,7 +135,7 @@ SHADOW_VARIABLE = "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"
 # control between tasks' messages, within a broker round trip.
 LIVE_TIMEOUT = 3
 # Seconds after its start within which a worker that does not answer yet may still be starting.
-WORKER_START_GRACE = 60
+WORKER_START_GRACE = 30
 
 # Runs inside the worker's interpreter (Python 3.8+), as the unit's user, with the unit's
 # environment. It reads a JSON request on stdin and prints one JSON answer.
