@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NETWORK = "acc-bench-net"
 LABEL = "acc-bench=fleet_speed"
 SERVICES = "acc-bench-services"
-# systemd as PID 1, as in molecule/default/molecule.yml (privileged fails here, FACTS.md).
+# systemd as PID 1, as in molecule/default/molecule.yml (privileged fails here).
 SYSTEMD_FLAGS = [
     "--pull", "never", "--label", LABEL, "--network", NETWORK,
     "--cgroupns", "host", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
