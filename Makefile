@@ -1,6 +1,8 @@
 # `make demo`: bring up a local containerized worker fleet and roll playbooks/site.yml over it.
 # `make test`: lint, unit tests and every Molecule scenario, on every Airflow in the matrix.
 SHELL := /bin/bash
+# A failing `molecule` fails its recipe though its output goes through `sed`.
+.SHELLFLAGS := -o pipefail -c
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
@@ -19,7 +21,7 @@ RESTART_PROOF_VERSIONS ?= 3.3.2 1.10.15
 CONTROL_NODES ?= 7.7.0 14.5.0
 export ACC_CONTROL_NODES := $(CONTROL_NODES)
 
-.PHONY: setup images demo demo-destroy lint unit test
+.PHONY: setup images demo demo-destroy lint unit test test-versions test-scenarios
 
 setup:
 	scripts/setup.sh
@@ -42,16 +44,28 @@ lint: setup
 unit: setup
 	python -m pytest -q tests
 
-test: lint unit images
+# Two lanes run side by side: the Airflow matrix, and every other scenario. Each scenario has
+# container names and a network of its own, so the lanes never touch each other's hosts. Each
+# output line starts with its scenario's name. A lane builds an image just before it first
+# needs it, so on a fresh machine the later images build while the first scenarios run.
+SCENARIOS ?= bad_input multi_install fallback postgres native restarts hosts
+
+test: lint unit
+	$(MAKE) --no-print-directory -j2 test-versions test-scenarios
+
+test-versions:
 	@for version in $(AIRFLOW_VERSIONS); do \
+	  ACC_AIRFLOW_VERSIONS=$$version scripts/build-images.sh || exit 1; \
 	  echo "== molecule default scenario, Airflow $$version"; \
 	  case " $(RESTART_PROOF_VERSIONS) " in *" $$version "*) proofs=true ;; *) proofs=false ;; esac; \
-	  ACC_AIRFLOW_VERSION=$$version ACC_RESTART_PROOFS=$$proofs molecule test -s default || exit 1; \
+	  ACC_AIRFLOW_VERSION=$$version ACC_RESTART_PROOFS=$$proofs molecule test -s default 2>&1 \
+	    | sed -u "s/^/[default $$version] /" || exit 1; \
 	done
-	molecule test -s bad_input
-	molecule test -s multi_install
-	molecule test -s fallback
-	molecule test -s postgres
-	molecule test -s native
-	molecule test -s restarts
-	molecule test -s hosts
+
+# Every scenario but default runs on Airflow 3.3.2.
+test-scenarios:
+	@ACC_AIRFLOW_VERSIONS=3.3.2 scripts/build-images.sh
+	@for scenario in $(SCENARIOS); do \
+	  echo "== molecule $$scenario scenario"; \
+	  molecule test -s $$scenario 2>&1 | sed -u "s/^/[$$scenario] /" || exit 1; \
+	done

@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# `make test`'s two lanes ask for images at the same time: one builds, the other waits and
+# then finds them current.
+exec 9>"${TMPDIR:-/tmp}/acc-build-images.lock"
+flock 9
+
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ca_bundle=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 
