@@ -14,7 +14,7 @@ export ACC_AIRFLOW_VERSIONS := $(AIRFLOW_VERSIONS)
 # The graceful-restart and rollback proofs (about 2 minutes a version) run on the newest and
 # the oldest only; every version runs the rest of molecule/default.
 RESTART_PROOF_VERSIONS ?= 3.3.2 1.10.15
-# `ansible` releases molecule/native runs the role from (README: Control nodes); empty: all
+# `ansible` releases molecule/native runs the role from (docs/testing.md: Control nodes); empty: all
 # of `scripts/control-nodes.sh list`. `make test` runs the oldest (ansible-core 2.14, as Debian 12
 # and RHEL 9 ship) and the newest (2.21); every other scenario runs the tools' own 2.19. The
 # whole list costs about 5 more minutes: make test CONTROL_NODES=

@@ -4,7 +4,7 @@
 # PyPI `ansible` release of the same core bundles, taken from that release's wheel: the
 # role uses community.general (ini_file) and the tests reach their containers through
 # community.docker. The other ~90 bundled collections play no part, and leaving them out
-# makes a control node cost about 10 s instead of about 70 s (README: Control nodes).
+# makes a control node cost about 10 s instead of about 70 s (docs/testing.md: Control nodes).
 #
 #   scripts/control-nodes.sh list [--all]         the `ansible` releases, one a line; without
 #                                                 --all not the one in requirements.txt (the
