@@ -88,7 +88,7 @@ EXAMPLES = r"""
 RETURN = r"""
 versions: {description: airflow, celery and celery_provider versions in the worker's venv., returned: always, type: dict}
 default_config_module: {description: The module holding DEFAULT_CELERY_CONFIG., returned: mode=facts, type: str}
-settings: {description: The managed settings, pool_recycle fitted., returned: mode=facts, type: dict}
+fitted_pool_recycle: {description: "The pool_recycle chosen below the server's idle timeout, or null where the configured one stays. Only this, not the settings: Ansible masks a returned credential, which the role would then write.", returned: mode=facts, type: int}
 recycle_report: {description: One line on the server's idle timeout and the pool_recycle chosen., returned: mode=facts, type: str}
 digest: {description: Names the managed settings; the module puts it in the worker's Celery config., returned: mode=facts, type: str}
 live:
@@ -718,9 +718,12 @@ def main():
             hint = ("; names of Celery extensions can be allowed with airflow_celery_config_extra_setting_names"
                     if any("is not a setting of Celery" in error for error in errors) else "")
             module.fail_json(msg="airflow_celery_config_settings: %s%s" % ("; ".join(errors), hint))
-        result["settings"], result["recycle_report"] = fit_pool_recycle(
+        settings, result["recycle_report"] = fit_pool_recycle(
             p["settings"], result.get("db_idle_timeout"), p["read_idle_timeout"])
-        result["digest"] = digest(result["settings"])
+        recycle = (settings.get("database_engine_options") or {}).get("pool_recycle")
+        configured = (p["settings"].get("database_engine_options") or {}).get("pool_recycle")
+        result["fitted_pool_recycle"] = recycle if recycle != configured else None
+        result["digest"] = digest(settings)
         result["digest_key"] = DIGEST_KEY
         live = result.get("live") or {}
         started = start_time(props.get("ExecMainStartTimestampMonotonic"))
