@@ -96,6 +96,12 @@ live:
   returned: when the unit is active
   type: dict
 mismatch_reasons: {description: Why the worker's app would not run the managed settings., returned: mode=effective, type: list}
+fallbacks:
+  description: >-
+    The airflow.cfg JSON options that could carry the settings, best first: option, holds (the one
+    setting it carries, or null for all), covers, in_effect and its current value.
+  returned: mode=effective
+  type: list
 applied_via: {description: The airflow.cfg option that carries the settings to the worker's app., returned: mode=effective, type: str}
 restart_reason: {description: Why the running worker needs a restart to run them, or null., returned: mode=effective, type: str}
 answered: {description: The restarted worker answered a ping, with this run's digest where it carries one., returned: mode=ping, type: bool}
@@ -191,17 +197,13 @@ def app():
 def version_tuple(text):
     return tuple(int(part) for part in re.findall(r"\d+", text or "")[:3])
 
-def merged(base, overrides):
-    out = dict(base)
-    for key, value in overrides.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
 def fallbacks(settings, mismatches):
     """The JSON options of airflow.cfg that can carry the managed settings where
-    celery_config_options does not reach the worker's app, best first: the value each would
-    get (its current value with the managed settings merged over it), whether it covers every
-    mismatching setting, and whether it carries them already."""
+    celery_config_options does not reach the worker's app, best first: its current value, the
+    one managed setting it holds (None: all of them), whether it covers every mismatching
+    setting, and whether it carries them already. The value to write is merged by the role from
+    its own settings: Ansible masks credentials in a module's result, and a merged value sent
+    back from here would carry the mask into airflow.cfg."""
     provider = dist_version("apache-airflow-providers-celery")
     try:
         from airflow.providers.celery.get_provider_info import get_provider_info
@@ -225,8 +227,8 @@ def fallbacks(settings, mismatches):
         covers = holds is None or set(mismatches) <= {holds}
         if holds is not None and holds not in settings:
             continue
-        out.append({"option": option, "covers": covers, "in_effect": covers and contains(current, part),
-                    "value": json.dumps(merged(current, part), sort_keys=True)})
+        out.append({"option": option, "holds": holds, "covers": covers,
+                    "in_effect": covers and contains(current, part), "current": current})
     return out
 
 def contains(actual, wanted):
