@@ -56,16 +56,18 @@ test: lint unit
 test-versions:
 	@for version in $(AIRFLOW_VERSIONS); do \
 	  ACC_AIRFLOW_VERSIONS=$$version scripts/build-images.sh || exit 1; \
-	  echo "== molecule default scenario, Airflow $$version"; \
+	  echo "== $$(date +%T) molecule default scenario, Airflow $$version"; \
 	  case " $(RESTART_PROOF_VERSIONS) " in *" $$version "*) proofs=true ;; *) proofs=false ;; esac; \
 	  ACC_AIRFLOW_VERSION=$$version ACC_RESTART_PROOFS=$$proofs molecule test -s default 2>&1 \
 	    | sed -u "s/^/[default $$version] /" || exit 1; \
-	done
+	done; \
+	echo "== $$(date +%T) the Airflow matrix passed"
 
 # Every scenario but default runs on Airflow 3.3.2.
 test-scenarios:
 	@ACC_AIRFLOW_VERSIONS=3.3.2 scripts/build-images.sh
 	@for scenario in $(SCENARIOS); do \
-	  echo "== molecule $$scenario scenario"; \
+	  echo "== $$(date +%T) molecule $$scenario scenario"; \
 	  molecule test -s $$scenario 2>&1 | sed -u "s/^/[$$scenario] /" || exit 1; \
-	done
+	done; \
+	echo "== $$(date +%T) the other scenarios passed"
