@@ -8,7 +8,9 @@ Sends acc.sleep_count(TASK_SECONDS) to QUEUE, RATE tasks a second on a fixed sch
 STOP_FILE exists; then waits up to DRAIN_SECONDS for every task to reach a final state. Prints
 one JSON line last: each task's id, send time and final state (error text for failures), the
 executions the tasks noted in the broker's Redis (list acc-runs: "<task id> <host> <start>"),
-and the queue's length and the broker's unacknowledged messages, sampled every second.
+the queue's length and the broker's unacknowledged messages, sampled every second, and both
+5 s after the drain (a message left unacknowledged is delivered again after the broker's
+visibility_timeout).
 Progress goes to stderr."""
 import importlib
 import json
@@ -74,10 +76,15 @@ def main(queue, task_seconds, rate, stop_file, drain):
             break
         sample()
         time.sleep(2)
-    log("drained in %.0f s, %d without a final state" % (time.time() - stopped, len(pending)))
+    drained = time.time()
+    log("drained in %.0f s, %d without a final state" % (drained - stopped, len(pending)))
+    # A worker acknowledges a message (task_acks_late) just after storing its result: give the
+    # last acknowledgements a moment, then see what is left in the broker.
+    time.sleep(5)
+    left = {"queued": broker.llen(queue), "unacknowledged": broker.hlen("unacked")}
     runs = [entry.decode().split() for entry in broker.lrange(RUNS_KEY, 0, -1)]
     return {"queue": queue, "task_seconds": task_seconds, "rate": rate, "started": start, "stopped": stopped,
-            "drained": time.time(), "sent": sent, "states": states, "errors": errors,
+            "drained": drained, "left": left, "sent": sent, "states": states, "errors": errors,
             "runs": [[task_id, host, float(at)] for task_id, host, at in runs], "samples": samples}
 
 
