@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -32,120 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-NETWORK = "acc-bench-net"
-LABEL = "acc-bench=fleet_speed"
-SERVICES = "acc-bench-services"
-# systemd as PID 1, as in molecule/default/molecule.yml (privileged fails here).
-SYSTEMD_FLAGS = [
-    "--pull", "never", "--label", LABEL, "--network", NETWORK,
-    "--cgroupns", "host", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
-]
-RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-VENV = "/opt/airflow/venv"
+from fleet import HOME, VENV, Fleet, Runner, sh
+
 # The role's two probes that import Airflow on every run (facts, then effective).
 PROBE_TASKS = ("Probe the Airflow install of the worker", "Read the settings the worker's Celery app runs with")
-HOME = "/home/airflow/airflow"
-
-
-def sh(args, check=True, **kw):
-    return subprocess.run(args, check=check, text=True, capture_output=True, **kw)
-
-
-def cleanup():
-    ids = sh(["docker", "ps", "-aq", "--filter", "label=" + LABEL]).stdout.split()
-    if ids:
-        sh(["docker", "rm", "-f", *ids], check=False)
-    sh(["docker", "network", "rm", NETWORK], check=False)
-
-
-def worker_names(n):
-    return ["acc-bench-worker-%02d" % i for i in range(1, n + 1)]
-
-
-def start_fleet(n, image):
-    sh(["docker", "network", "create", "--label", LABEL, NETWORK])
-    names = [SERVICES] + worker_names(n)
-    for name in names:
-        img = "acc-services:bookworm" if name == SERVICES else image
-        sh(["docker", "run", "-d", "--name", name, "--hostname", name, *SYSTEMD_FLAGS, img, "/lib/systemd/systemd"])
-    # The first tasks talk to systemd: wait until it has booted in every container.
-    for name in names:
-        # 2 cores booting 21 systemd containers at once: allow minutes, not seconds.
-        for _ in range(360):
-            state = sh(["docker", "exec", name, "systemctl", "is-system-running"], check=False).stdout.strip()
-            if state in ("running", "degraded"):
-                break
-            time.sleep(0.5)
-        else:
-            raise RuntimeError("%s: systemd did not boot (%s)" % (name, state))
-
-
-def write_inventory(path, n, version):
-    workers = {name: {} for name in worker_names(n)}
-    inv = {
-        "all": {
-            "vars": {
-                "ansible_connection": "community.docker.docker",
-                "acc_airflow_version": version,
-                "acc_airflow_home": HOME,
-                "acc_venv": VENV,
-                "acc_metadata_url": "mysql+mysqldb://airflow:airflow-secret@%s/airflow_meta" % SERVICES,
-                "acc_result_backend_url": "db+mysql://celery:celery-secret@%s/celery_results" % SERVICES,
-                "acc_broker_url": "redis://%s:6379/0" % SERVICES,
-                "acc_db_idle_timeout": 3600,
-            },
-            "children": {
-                "result_backend": {"hosts": {SERVICES: {}}},
-                "broker": {"hosts": {SERVICES: {}}},
-                "airflow_workers": {"hosts": workers},
-            },
-        }
-    }
-    # JSON is YAML: the inventory plugin reads it as such.
-    path.write_text(json.dumps(inv, indent=1))
-
-
-class Runner:
-    def __init__(self, inventory, forks, log_dir):
-        self.inventory = inventory
-        self.forks = forks
-        self.log_dir = log_dir
-
-    def env(self, count_file):
-        env = dict(os.environ)
-        env.update({
-            "ANSIBLE_FORKS": str(self.forks),
-            "ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "benchmarks" / "callback_plugins"),
-            "ANSIBLE_CALLBACKS_ENABLED": "fleet_count",
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-            "FLEET_COUNT_FILE": str(count_file),
-            "PY_COLORS": "0", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1",
-        })
-        return env
-
-    def run(self, label, args):
-        count_file = self.log_dir / (label + ".execs")
-        count_file.unlink(missing_ok=True)
-        start = time.monotonic()
-        proc = subprocess.run(args, cwd=ROOT, env=self.env(count_file), text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        seconds = time.monotonic() - start
-        (self.log_dir / (label + ".log")).write_text("$ %s\n%s\nrc=%d seconds=%.1f\n" % (
-            " ".join(args), proc.stdout, proc.returncode, seconds))
-        execs = {}
-        if count_file.exists():
-            for host in count_file.read_text().split():
-                execs[host] = execs.get(host, 0) + 1
-        counts = {}
-        results_file = Path(str(count_file) + ".results.json")
-        if results_file.exists():
-            counts = json.loads(results_file.read_text())
-        recap = {m[0]: [int(x) for x in m[1:]] for m in RECAP.findall(proc.stdout)}
-        return {"label": label, "seconds": seconds, "rc": proc.returncode, "execs": execs,
-                "results": counts.get("results", {}), "tasks": counts.get("tasks", []),
-                "recap": recap, "output": proc.stdout}
 
 
 def per_host(values, hosts):
@@ -189,34 +78,24 @@ def worker_rss_mib(worker):
     return sum(int(x) for x in out) / 1024
 
 
-def bench_size(n, args, log_dir):
-    cleanup()
+def bench_size(n, args, fleet, log_dir):
+    fleet.cleanup()
     available_before = mem_available_mib()
     inv_path = log_dir / ("inventory-%d.yml" % n)
-    write_inventory(inv_path, n, args.version)
-    start_fleet(n, "acc-worker:airflow-" + args.version)
+    fleet.write_inventory(inv_path, n)
+    fleet.start(n)
     runner = Runner(str(inv_path), args.forks, log_dir)
     prep = runner.run("n%02d-prepare" % n, ["ansible-playbook", "-i", str(inv_path), "molecule/default/prepare.yml"])
     if prep["rc"] != 0:
         raise RuntimeError("prepare failed at N=%d, see %s" % (n, log_dir / ("n%02d-prepare.log" % n)))
     # The workers started at the end of prepare: measure on a fleet that has finished
     # starting (each worker logs "celery@<host> ready."), not during 20 Airflow start-ups.
-    ready_start = time.monotonic()
-    waiting = set(worker_names(n))
-    while waiting and time.monotonic() - ready_start < 600:
-        for name in sorted(waiting):
-            log = sh(["docker", "exec", name, "journalctl", "-u", "airflow-worker", "-o", "cat", "--no-pager"],
-                     check=False).stdout
-            if re.search(r"celery@\S+ ready\.", log):
-                waiting.discard(name)
-        time.sleep(2)
-    if waiting:
-        raise RuntimeError("workers not ready after 600 s: %s" % ", ".join(sorted(waiting)))
+    ready_seconds = fleet.wait_ready(fleet.workers(n))
     time.sleep(args.settle)
-    info = {"prepare_seconds": prep["seconds"], "ready_seconds": time.monotonic() - ready_start, "host_mem_used_mib": available_before - mem_available_mib(),
-            "worker_rss_mib": worker_rss_mib(worker_names(n)[0]), "mem_available_mib": mem_available_mib()}
+    info = {"prepare_seconds": prep["seconds"], "ready_seconds": ready_seconds + args.settle, "host_mem_used_mib": available_before - mem_available_mib(),
+            "worker_rss_mib": worker_rss_mib(fleet.workers(n)[0]), "mem_available_mib": mem_available_mib()}
     if n == min(args.sizes):
-        info["exec_cost"] = exec_cost(worker_names(n)[0])
+        info["exec_cost"] = exec_cost(fleet.workers(n)[0])
 
     site = ["ansible-playbook", "-i", str(inv_path), "playbooks/site.yml", "-e", "airflow_celery_config_serial=100%"]
     steps = []
@@ -237,8 +116,8 @@ def bench_size(n, args, log_dir):
     return info
 
 
-def print_table(sizes, data, forks):
-    hosts_of = {n: worker_names(n) for n in sizes}
+def print_table(sizes, data, forks, fleet):
+    hosts_of = {n: fleet.workers(n) for n in sizes}
     first = min(sizes)
     mem_total = int(Path("/proc/meminfo").read_text().split()[1]) / 1048576
     print("\nFleet speed: %d cores, %.0f GiB RAM; forks %d; site.yml with -e airflow_celery_config_serial=100%%"
@@ -286,13 +165,14 @@ def main():
     log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix="fleet-speed-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     print("logs in %s" % log_dir, flush=True)
+    fleet = Fleet("acc-bench", "acc-bench=fleet_speed", args.version)
     data = {}
     failed = False
     try:
         for n in args.sizes:
             start = time.monotonic()
             try:
-                data[n] = bench_size(n, args, log_dir)
+                data[n] = bench_size(n, args, fleet, log_dir)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 # Say what happened at this size and keep the sizes measured so far.
                 print("N=%d failed after %.0f s: %s %s" % (n, time.monotonic() - start, exc,
@@ -302,9 +182,9 @@ def main():
             print("N=%d done in %.0f s" % (n, time.monotonic() - start), flush=True)
             (log_dir / "results.json").write_text(json.dumps(data, indent=1))
     finally:
-        cleanup()
+        fleet.cleanup()
     if data:
-        print_table(sorted(data), data, args.forks)
+        print_table(sorted(data), data, args.forks, fleet)
     return 0 if data and not failed and all(s["rc"] == 0 for n in data for s in data[n]["steps"]) else 1
 
 

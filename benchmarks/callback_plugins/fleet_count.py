@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """Counts, per host, the task results and the remote executions of one Ansible run.
 
-For benchmarks/fleet_speed.py only. Two numbers per host:
+For benchmarks/fleet_speed.py and benchmarks/rolling_load.py. Two numbers per host:
 - results: task results that ran on the host (loop items count one each; skipped ones do not);
 - execs: commands the connection ran in the host (`docker exec`), i.e. remote module
   executions and their round trips. Controller-only actions (debug, set_fact, assert, meta)
@@ -64,7 +64,9 @@ class CallbackModule(CallbackBase):
         super().__init__()
         self.results = {}
         # Wall seconds of each task, from its start to its last host's result (linear
-        # strategy: tasks run one after the other over all hosts).
+        # strategy: tasks run one after the other over all hosts), and when it started,
+        # in seconds since this run's start.
+        self.started = time.monotonic()
         self.tasks = []
         if COUNT_FILE:
             _wrap_docker_connection()
@@ -103,4 +105,5 @@ class CallbackModule(CallbackBase):
             with open(COUNT_FILE + ".results.json", "w", encoding="utf-8") as out:
                 json.dump({"results": self.results,
                            "tasks": [{"name": t["name"], "action": t["action"],
+                                      "at": round(t["start"] - self.started, 2),
                                       "seconds": round(t["end"] - t["start"], 2)} for t in self.tasks]}, out)
