@@ -1,6 +1,6 @@
 """A test fleet for the benchmarks: N systemd worker containers (acc-worker image) and one
 services container (acc-services: MariaDB + Redis), on a network of their own, prepared with
-molecule/default/prepare.yml through a generated inventory; and a runner that times Ansible
+molecule/shared/prepare.yml through a generated inventory; and a runner that times Ansible
 runs with the fleet_count callback. Used by benchmarks/fleet_speed.py and
 benchmarks/rolling_load.py; each gives its own name prefix and label, so they never touch
 Molecule's containers or each other's."""

@@ -3,7 +3,7 @@
 
 For each fleet size N it brings up N systemd worker containers (acc-worker image) and one
 services container (MariaDB + Redis, the broker the restarted workers must answer through),
-prepares them with molecule/default/prepare.yml, and times, with the same forks:
+prepares them with molecule/shared/prepare.yml, and times, with the same forks:
 
   ping      ansible -m ansible.builtin.ping over the N workers: the floor
   converge  first playbooks/site.yml run, all hosts in one batch, restarts off
@@ -85,7 +85,7 @@ def bench_size(n, args, fleet, log_dir):
     fleet.write_inventory(inv_path, n)
     fleet.start(n)
     runner = Runner(str(inv_path), args.forks, log_dir)
-    prep = runner.run("n%02d-prepare" % n, ["ansible-playbook", "-i", str(inv_path), "molecule/default/prepare.yml"])
+    prep = runner.run("n%02d-prepare" % n, ["ansible-playbook", "-i", str(inv_path), "molecule/shared/prepare.yml"])
     if prep["rc"] != 0:
         raise RuntimeError("prepare failed at N=%d, see %s" % (n, log_dir / ("n%02d-prepare.log" % n)))
     # The workers started at the end of prepare: measure on a fleet that has finished

@@ -2,9 +2,9 @@
 """A rolling change under load: does a rollout that restarts every worker lose or repeat a task?
 
 Brings up 3 systemd worker containers (acc-worker image, Airflow 3.3.2; worker_concurrency 2
-from molecule/default/prepare.yml; each worker consumes the shared queue `default`) and a
+from molecule/shared/prepare.yml; each worker consumes the shared queue `default`) and a
 services container (MariaDB result backend, Redis broker), prepares them with
-molecule/default/prepare.yml, and applies the role once so the workers load acc_test_tasks.
+molecule/shared/prepare.yml, and applies the role once so the workers load acc_test_tasks.
 Then:
 
   1. task traffic from worker 1 (benchmarks/rolling_load_traffic.py, the worker's own Celery
@@ -55,7 +55,7 @@ from pathlib import Path
 from fleet import HOME, ROOT, VENV, Fleet, Runner, sh
 
 WORKERS = 3
-# [celery] worker_concurrency in molecule/default/prepare.yml.
+# [celery] worker_concurrency in molecule/shared/prepare.yml.
 CONCURRENCY = 2
 QUEUE = "default"
 STOP_FILE = "/tmp/acc-roll-stop"
@@ -169,7 +169,7 @@ def run(args, fleet, log_dir):
     stamp = time.monotonic()
     fleet.start(WORKERS)
     runner = Runner(str(inv_path), 5, log_dir)
-    prep = runner.run("prepare", ["ansible-playbook", "-i", str(inv_path), "molecule/default/prepare.yml"])
+    prep = runner.run("prepare", ["ansible-playbook", "-i", str(inv_path), "molecule/shared/prepare.yml"])
     if prep["rc"]:
         raise RuntimeError("prepare failed, see %s" % (log_dir / "prepare.log"))
     fleet.wait_ready(hosts)
