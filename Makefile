@@ -1,5 +1,5 @@
 # `make demo`: bring up a local containerized worker fleet and roll playbooks/site.yml over it.
-# `make test`: lint, unit tests and every Molecule scenario, on every Airflow in the matrix.
+# `make test`: lint, unit tests and every Molecule scenario; `default` on every Airflow in the matrix.
 SHELL := /bin/bash
 # A failing `molecule` fails its recipe though its output goes through `sed`.
 .SHELLFLAGS := -o pipefail -c

@@ -7,6 +7,8 @@ role's probe, so it can catch the probe's mistakes.
   worker_celery.py burst QUEUE COUNT          COUNT tasks at once: result-store throughput
   worker_celery.py send QUEUE NAME ARGS_JSON  sends a task, prints its id
   worker_celery.py state TASK_ID              a task's state and result
+  worker_celery.py conf KEY...                KEYs' values in a fresh app built from the files
+  worker_celery.py live NODE KEY              KEY's value in the running worker NODE (inspect conf)
 
 Each prints one JSON line last. celery.accumulate is built into Celery, so every worker
 knows it; with index=0 it returns its first argument."""
@@ -72,5 +74,15 @@ def state(task_id):
     return {"state": result.state, "result": result.result}
 
 
-COMMANDS = {"roundtrip": roundtrip, "traffic": traffic, "burst": burst, "send": send, "state": state}
+def conf(*keys):
+    return {key: app.conf.get(key) for key in keys}
+
+
+def live(node, key):
+    replies = app.control.inspect(destination=[node], timeout=5).conf() or {}
+    return (replies.get(node) or {}).get(key)
+
+
+COMMANDS = {"roundtrip": roundtrip, "traffic": traffic, "burst": burst, "send": send, "state": state,
+            "conf": conf, "live": live}
 print(json.dumps(COMMANDS[sys.argv[1]](*sys.argv[2:]), default=repr))
