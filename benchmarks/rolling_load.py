@@ -106,6 +106,9 @@ def restarts(entries):
 
 def start_traffic(worker, args, log_dir):
     sh(["docker", "cp", str(ROOT / "benchmarks" / "rolling_load_traffic.py"), worker + ":" + TRAFFIC])
+    # The traffic script finds the worker's Celery app through the tests' driver script.
+    sh(["docker", "cp", str(ROOT / "molecule" / "shared" / "files" / "worker_celery.py"),
+        worker + ":" + os.path.join(os.path.dirname(TRAFFIC), "worker_celery.py")])
     sh(["docker", "exec", worker, "rm", "-f", STOP_FILE])
     err = open(log_dir / "traffic.log", "w")
     proc = subprocess.Popen(

@@ -12,7 +12,6 @@ the queue's length and the broker's unacknowledged messages, sampled every secon
 5 s after the drain (a message left unacknowledged is delivered again after the broker's
 visibility_timeout).
 Progress goes to stderr."""
-import importlib
 import json
 import os
 import sys
@@ -20,14 +19,8 @@ import time
 
 import redis
 
-for path in ("airflow.providers.celery.executors.celery_executor", "airflow.executors.celery_executor"):
-    try:
-        app = importlib.import_module(path).app
-        break
-    except ModuleNotFoundError:
-        continue
-else:
-    sys.exit("no Celery app module found")
+# Copied beside this script: it loads the worker's app where each Airflow keeps it.
+from worker_celery import app
 
 RUNS_KEY = "acc-runs"
 FINAL = ("SUCCESS", "FAILURE", "REVOKED")

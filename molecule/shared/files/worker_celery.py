@@ -85,4 +85,5 @@ def live(node, key):
 
 COMMANDS = {"roundtrip": roundtrip, "traffic": traffic, "burst": burst, "send": send, "state": state,
             "conf": conf, "live": live}
-print(json.dumps(COMMANDS[sys.argv[1]](*sys.argv[2:]), default=repr))
+if __name__ == "__main__":
+    print(json.dumps(COMMANDS[sys.argv[1]](*sys.argv[2:]), default=repr))
