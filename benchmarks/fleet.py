@@ -47,7 +47,7 @@ class Fleet:
         sh(["docker", "network", "rm", self.network], check=False)
 
     def start(self, n):
-        # systemd as PID 1, as in molecule/default/molecule.yml (privileged fails here).
+        # systemd as PID 1, as in the Molecule scenarios (privileged fails here).
         flags = [
             "--pull", "never", "--label", self.label, "--network", self.network,
             "--cgroupns", "host", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
