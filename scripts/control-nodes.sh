@@ -2,14 +2,17 @@
 # The control nodes the tests run the role from: one per ansible-core release users run,
 # 2.14 through 2.21. Each is ansible-core in its own venv plus the collections that the
 # PyPI `ansible` release of the same core bundles, taken from that release's wheel: the
-# role uses community.general (ini_file) and the tests reach their containers through
-# community.docker. The other ~90 bundled collections play no part, and leaving them out
+# tests reach their containers through community.docker (the role itself needs only
+# ansible-core). The other ~90 bundled collections play no part, and leaving them out
 # makes a control node cost about 10 s instead of about 70 s (docs/testing.md: Control nodes).
+# `debian12` is Debian 12's own `ansible` package (apt, with Debian's Python libraries and its
+# bundled collections) in a bookworm container.
 #
-#   scripts/control-nodes.sh list [--all]         the `ansible` releases, one a line; without
-#                                                 --all not the one in requirements.txt (the
-#                                                 tools' own control node, which every
-#                                                 scenario already runs)
+#   scripts/control-nodes.sh list [--all]         the control nodes, one a line: `debian12`,
+#                                                 then the `ansible` releases; without --all
+#                                                 not the one in requirements.txt (the tools'
+#                                                 own control node, which every scenario
+#                                                 already runs)
 #   scripts/control-nodes.sh prepare [VERSION...] make the venvs (cached, in parallel)
 #   scripts/control-nodes.sh describe [VERSION...] what each prepared one runs
 #   scripts/control-nodes.sh run VERSION CMD ARGS run CMD (ansible-playbook, ...) from one
@@ -30,7 +33,12 @@ releases=(7.7.0 8.7.0 9.13.0 10.7.0 11.13.0 12.3.0 13.8.0 14.5.0)
 # The collections taken from each release's wheel.
 collections=(community/general community/docker ansible/posix)
 
-needs_new_python() { [ "${1%%.*}" -ge 13 ]; }
+is_debian() { [ "$1" = debian12 ]; }
+needs_new_python() { ! is_debian "$1" && [ "${1%%.*}" -ge 13 ]; }
+
+# Debian 12's own control node: `apt install ansible` in a bookworm container.
+debian_image=acc-control:bookworm-apt
+debian_collections=/usr/lib/python3/dist-packages
 
 new_python() { # a host Python >= 3.12, or nothing (ACC_CONTROL_NODE_CONTAINER=1: nothing)
   local p
@@ -56,26 +64,43 @@ trixie_image_build() {
   rm -rf "$root"
 }
 
-# Runs a command on the control node's Python: on the host, or in the trixie container with
-# this repository, the cache and the Molecule inventories at the same paths.
+debian_image_build() {
+  local hash root
+  hash=$(echo "bookworm ansible ca-certificates" | sha256sum | cut -c1-16)
+  if [ "$(docker image inspect -f '{{ index .Config.Labels "acc.inputs" }}' "$debian_image" 2>/dev/null)" = "$hash" ]; then return; fi
+  echo "building $debian_image with debootstrap (Debian 12's ansible package)"
+  root=$(mktemp -d)
+  debootstrap --variant=minbase --include=ansible,ca-certificates \
+    bookworm "$root" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >/dev/null
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
+  tar -C "$root" -c . | docker import -c "LABEL acc.inputs=$hash" - "$debian_image" >/dev/null
+  rm -rf "$root"
+}
+
+# Runs a command on the control node's Python: on the host, or in the trixie or bookworm
+# container with this repository, the cache and the Molecule inventories at the same paths.
 in_node() { # version, command...
-  local version=$1; shift
-  if needs_new_python "$version" && [ -z "$(new_python)" ]; then
-    local mounts=(-v "$repo:$repo" -v /var/run/docker.sock:/var/run/docker.sock)
-    # Molecule keeps its inventories under ~/.ansible/tmp.
-    [ -d "$HOME/.ansible/tmp" ] && mounts+=(-v "$HOME/.ansible/tmp:$HOME/.ansible/tmp")
-    [ -f "$ca_bundle" ] && mounts+=(-v "$ca_bundle:/etc/acc-ca-bundle.crt:ro")
-    docker run -i --rm --pull never --network host "${mounts[@]}" -w "$PWD" \
-      -e HOME=/root -e PIP_CERT=/etc/acc-ca-bundle.crt $(env | grep -o '^ANSIBLE_[A-Z_]*' | sed 's/^/-e /') \
-      "$trixie_image" "$@"
-  else
-    "$@"
+  local version=$1 image=; shift
+  if is_debian "$version"; then image=$debian_image
+  elif needs_new_python "$version" && [ -z "$(new_python)" ]; then image=$trixie_image
   fi
+  if [ -z "$image" ]; then "$@"; return; fi
+  local mounts=(-v "$repo:$repo" -v /var/run/docker.sock:/var/run/docker.sock)
+  # Molecule keeps its inventories under ~/.ansible/tmp.
+  [ -d "$HOME/.ansible/tmp" ] && mounts+=(-v "$HOME/.ansible/tmp:$HOME/.ansible/tmp")
+  [ -f "$ca_bundle" ] && mounts+=(-v "$ca_bundle:/etc/acc-ca-bundle.crt:ro")
+  # bookworm has no docker CLI package of its own: the host's CLI, for community.docker.
+  is_debian "$version" && mounts+=(-v "$(command -v docker):/usr/bin/docker:ro")
+  docker run -i --rm --pull never --network host "${mounts[@]}" -w "$PWD" \
+    -e HOME=/root -e PIP_CERT=/etc/acc-ca-bundle.crt $(env | grep -o '^ANSIBLE_[A-Z_]*' | sed 's/^/-e /') \
+    "$image" "$@"
 }
 
 describe() { # version: what the control node runs
-  local dir=$cache/ansible-$1
-  in_node "$1" "$dir/venv/bin/python" - "$1" "$dir" "${collections[@]}" <<'PY' 2>/dev/null || true
+  local dir=$cache/ansible-$1 python root
+  python=$dir/venv/bin/python root=$dir
+  if is_debian "$1"; then python=python3 root=$debian_collections; fi
+  in_node "$1" "$python" - "$1" "$root" "${collections[@]}" <<'PY' 2>/dev/null || true
 import json, sys
 import ansible.release
 version, root, names = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -86,6 +111,13 @@ PY
 
 prepare_one() { # version
   local version=$1 dir=$cache/ansible-$1 wheel core python stamp
+  if is_debian "$version"; then
+    debian_image_build
+    mkdir -p "$dir/tmp" "$dir/home"
+    echo "$version $debian_image" > "$dir/ready"
+    describe "$version"
+    return
+  fi
   python=python3
   if needs_new_python "$version"; then python=$(new_python); python=${python:-$trixie_image}; fi
   # A venv works only on the Python that made it: the stamp names it.
@@ -108,16 +140,19 @@ prepare_one() { # version
 case ${1:-} in
   list)
     own=$(sed -n 's/^ansible==//p' requirements.txt)
+    echo debian12
     for version in "${releases[@]}"; do
       if [ "${2:-}" = --all ] || [ "$version" != "$own" ]; then echo "$version"; fi
     done
     ;;
   prepare)
     shift
-    [ $# -gt 0 ] || set -- "${releases[@]}"
+    [ $# -gt 0 ] || set -- debian12 "${releases[@]}"
     for version in "$@"; do
       if needs_new_python "$version" && [ -z "$(new_python)" ]; then trixie_image_build; break; fi
     done
+    # Built here, not in the parallel loop below: a debootstrap needs the machine to itself.
+    for version in "$@"; do is_debian "$version" && debian_image_build; done
     # Two at a time: each is mostly download, unzip and pip, on a 2-core machine.
     pids=()
     for version in "$@"; do
@@ -137,10 +172,14 @@ case ${1:-} in
     [ -f "$dir/ready" ] || { echo "control node ansible $version is not prepared: run $0 prepare $version" >&2; exit 2; }
     # Nothing of the caller's Ansible (Molecule's collections, plugins or config) leaks in.
     for var in $(env | grep -o '^ANSIBLE_[A-Z_]*'); do unset "$var"; done
-    export ANSIBLE_CONFIG=$repo/ansible.cfg ANSIBLE_ROLES_PATH=$repo/roles ANSIBLE_COLLECTIONS_PATH=$dir \
+    collections_path=$dir path=$dir/venv/bin:$PATH
+    # Debian's own: its collections and /usr/bin, not the host's PATH (it names this
+    # repository's .venv, which the container sees but cannot run).
+    if is_debian "$version"; then collections_path=$debian_collections path=/usr/sbin:/usr/bin:/sbin:/bin; fi
+    export ANSIBLE_CONFIG=$repo/ansible.cfg ANSIBLE_ROLES_PATH=$repo/roles ANSIBLE_COLLECTIONS_PATH=$collections_path \
       ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 \
       ANSIBLE_LOCAL_TEMP=$dir/tmp ANSIBLE_HOME=$dir/home
-    in_node "$version" env PATH="$dir/venv/bin:$PATH" "$@"
+    in_node "$version" env PATH="$path" "$@"
     ;;
   *) echo "usage: $0 list [--all] | prepare [VERSION...] | describe [VERSION...] | run VERSION COMMAND [ARGS...]" >&2; exit 2 ;;
 esac
