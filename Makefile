@@ -14,11 +14,12 @@ export ACC_AIRFLOW_VERSIONS := $(AIRFLOW_VERSIONS)
 # The graceful-restart and rollback proofs (about 2 minutes a version) run on the newest and
 # the oldest only; every version runs the rest of molecule/default.
 RESTART_PROOF_VERSIONS ?= 3.3.2 1.10.15
-# `ansible` releases molecule/native runs the role from (docs/testing.md: Control nodes); empty: all
-# of `scripts/control-nodes.sh list`. `make test` runs the oldest (ansible-core 2.14, as Debian 12
-# and RHEL 9 ship) and the newest (2.21); every other scenario runs the tools' own 2.19. The
-# whole list costs about 5 more minutes: make test CONTROL_NODES=
-CONTROL_NODES ?= 7.7.0 14.5.0
+# Control nodes molecule/native runs the role from (docs/testing.md: Control nodes); empty: all
+# of `scripts/control-nodes.sh list`. `make test` runs the oldest, as Debian 12 ships it
+# (`debian12`: its own `ansible` package, ansible-core 2.14 with Debian's Python libraries), and
+# the newest (`ansible` 14.5.0, ansible-core 2.21); every other scenario runs the tools' own 2.19.
+# The whole list costs about 5 more minutes: make test CONTROL_NODES=
+CONTROL_NODES ?= debian12 14.5.0
 export ACC_CONTROL_NODES := $(CONTROL_NODES)
 
 .PHONY: setup images demo demo-destroy lint unit test test-versions test-scenarios

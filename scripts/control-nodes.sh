@@ -65,16 +65,16 @@ trixie_image_build() {
 }
 
 debian_image_build() {
-  local hash root
-  hash=$(echo "bookworm ansible ca-certificates" | sha256sum | cut -c1-16)
+  local hash base=acc-base:bookworm
+  docker image inspect "$base" >/dev/null 2>&1 \
+    || { echo "control node debian12 is built FROM $base: run scripts/build-images.sh first" >&2; exit 2; }
+  hash=$( (echo "ansible ca-certificates"; docker image inspect -f '{{.Id}}' "$base") | sha256sum | cut -c1-16)
   if [ "$(docker image inspect -f '{{ index .Config.Labels "acc.inputs" }}' "$debian_image" 2>/dev/null)" = "$hash" ]; then return; fi
-  echo "building $debian_image with debootstrap (Debian 12's ansible package)"
-  root=$(mktemp -d)
-  debootstrap --variant=minbase --include=ansible,ca-certificates \
-    bookworm "$root" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >/dev/null
-  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
-  tar -C "$root" -c . | docker import -c "LABEL acc.inputs=$hash" - "$debian_image" >/dev/null
-  rm -rf "$root"
+  # apt, not debootstrap --include: debootstrap does not resolve the virtual packages
+  # ansible-core's python3-cryptography needs.
+  echo "building $debian_image FROM $base (Debian 12's ansible package)"
+  printf 'FROM %s\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ansible ca-certificates >/dev/null && rm -rf /var/lib/apt/lists/*\n' "$base" \
+    | docker build -q --pull=false --label "acc.inputs=$hash" -t "$debian_image" - >/dev/null
 }
 
 # Runs a command on the control node's Python: on the host, or in the trixie or bookworm
