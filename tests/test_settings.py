@@ -84,3 +84,15 @@ def test_without_an_answer_the_start_time_decides():
     assert restart_reason(True, answered, None, 200.0, 100.0) is None
     assert restart_reason(True, answered, None, 10.0, 100.0) == \
         "the worker process started before its config files last changed"
+
+
+def test_the_source_sent_to_the_worker_fits_and_names_alone():
+    # The facts probe sends this file's source to the worker's interpreter, which runs it on
+    # its own (no Ansible there) to read ahead what the effective check would.
+    import airflow_celery_config_settings
+    import inspect
+    shared = {}
+    exec(compile(inspect.getsource(airflow_celery_config_settings), "settings.py", "exec"), shared)
+    fitted = shared["fit_pool_recycle"](CONFIGURED, MYSQL_5S, True)[0]
+    assert fitted == fit_pool_recycle(CONFIGURED, MYSQL_5S, True)[0]
+    assert shared["digest"](fitted) == digest(fitted) != digest(CONFIGURED)

@@ -38,6 +38,12 @@ options:
     description:
       - With O(mode=effective), warn when the worker needs a restart and runs tasks that the stop may cut.
       - False where the run will not restart it (check mode, or the role variable C(airflow_celery_config_restart) false).
+  reuse:
+    type: dict
+    description:
+      - With O(mode=effective), the RV(now) of this run's O(mode=facts) call, used instead of building
+        the app again when its digest is O(install.digest). Give it only when nothing the worker reads
+        was written since that call (or in check mode, where nothing is written).
   install:
     type: dict
     required: true
@@ -91,6 +97,14 @@ default_config_module: {description: The module holding DEFAULT_CELERY_CONFIG., 
 fitted_pool_recycle: {description: "The pool_recycle chosen below the server's idle timeout, or null where the configured one stays. Only this, not the settings: Ansible masks a returned credential, which the role would then write.", returned: mode=facts, type: int}
 recycle_report: {description: One line on the server's idle timeout and the pool_recycle chosen., returned: mode=facts, type: str}
 digest: {description: Names the managed settings; the module puts it in the worker's Celery config., returned: mode=facts, type: str}
+now:
+  description:
+    - What O(mode=effective) would return, read from the same import of Airflow with the settings fitted
+      as RV(digest) names them, while the files are as they are (null if that read failed).
+    - Pass it back as O(reuse) when the run writes nothing.
+  returned: mode=facts, when the settings passed
+  type: dict
+reused: {description: Whether O(reuse) answered instead of a new read., returned: mode=effective, type: bool}
 live:
   description: The running worker's answer to C(inspect conf) (node, answered, digest; others that answer when it does not).
   returned: when the unit is active
@@ -109,6 +123,7 @@ problem: {description: Why it did not., returned: mode=ping, type: str}
 """
 
 import grp
+import inspect
 import json
 import keyword
 import os
@@ -121,9 +136,11 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 # The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
 try:
+    from ansible.module_utils import airflow_celery_config_settings as shared_settings
     from ansible.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle, restart_reason
     from ansible.module_utils.airflow_celery_config_safety import SECRET_PATTERN, secret_names, secret_values
 except ImportError:
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils import airflow_celery_config_settings as shared_settings
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle, restart_reason
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_safety import SECRET_PATTERN, secret_names, secret_values
 
@@ -197,7 +214,7 @@ def app():
 def version_tuple(text):
     return tuple(int(part) for part in re.findall(r"\d+", text or "")[:3])
 
-def fallbacks(settings, mismatches):
+def fallbacks(settings, mismatches, wanted_digest):
     """The JSON options of airflow.cfg that can carry the managed settings where
     celery_config_options does not reach the worker's app, best first: its current value, the
     one managed setting it holds (None: all of them), whether it covers every mismatching
@@ -223,7 +240,7 @@ def fallbacks(settings, mismatches):
         if not isinstance(current, dict):
             continue
         # extra_celery_config carries the digest too, so the live worker can be asked for it.
-        part = dict(settings, **{req["digest_key"]: req["digest"]}) if holds is None else settings.get(holds, {})
+        part = dict(settings, **{req["digest_key"]: wanted_digest}) if holds is None else settings.get(holds, {})
         covers = holds is None or set(mismatches) <= {holds}
         if holds is not None and holds not in settings:
             continue
@@ -372,6 +389,25 @@ def live_worker(node):
         out["problem"] = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:200])
     return out
 
+def read_effective(settings, wanted_digest):
+    """The managed settings as the worker's Celery app holds them, compared with `settings`."""
+    out = {}
+    celery_app, out["app_module"] = app()
+    out["cfg_section"] = req["team"] + "=celery" if req["team"] else "celery"
+    conf = celery_app.conf
+    # The stale-connection settings are always reported, managed or not.
+    keys = set(settings) | {"database_engine_options", "database_short_lived_sessions"}
+    # Broker and backend URLs carry passwords: compared, never reported.
+    out["effective"] = {key: "********" if SECRET.search(key) and conf.get(key) else plain(conf.get(key))
+                        for key in sorted(keys)}
+    out["mismatches"] = sorted(key for key, value in settings.items() if not contains(conf.get(key), value))
+    out["config_options"] = team_conf().get("celery", "celery_config_options", fallback=None)
+    out["fallbacks"] = fallbacks(settings, out["mismatches"], wanted_digest)
+    out["app_digest"] = conf.get(req["digest_key"])
+    out["acks_late"] = bool(conf.get("task_acks_late"))
+    out["visibility_timeout"] = (conf.get("broker_transport_options") or {}).get("visibility_timeout")
+    return out
+
 out["versions"] = {"airflow": dist_version("apache-airflow"), "celery": dist_version("celery"),
                    "celery_provider": dist_version("apache-airflow-providers-celery")}
 mode = req["mode"]
@@ -397,22 +433,24 @@ if mode == "facts":
         out["db_idle_timeout"] = db_idle_timeout()
     if req["worker_active"] and out["default_config_module"] and not out["setting_errors"]:
         out["live"] = live_worker(req["node_name"] or "celery@" + out["hostname"])
+    # What mode=effective would read if the run writes nothing, from this same import: the
+    # settings fitted and named by the role's own code (module_utils, sent in the request).
+    if out["default_config_module"] and not out["setting_errors"]:
+        try:
+            shared = {}
+            exec(compile(req["settings_code"], "airflow_celery_config_settings.py", "exec"), shared)
+            fitted = shared["fit_pool_recycle"](req["settings"], out.get("db_idle_timeout"), req["read_idle_timeout"])[0]
+            now = read_effective(fitted, shared["digest"](fitted))
+            now.update(digest=shared["digest"](fitted), versions=out["versions"], hostname=out["hostname"],
+                       python_version=out["python_version"])
+            if "live" in out:
+                now["live"] = out["live"]
+            out["now"] = now
+        except Exception:
+            # mode=effective reads it again and reports what fails.
+            out["now"] = None
 elif mode == "effective":
-    celery_app, out["app_module"] = app()
-    out["cfg_section"] = req["team"] + "=celery" if req["team"] else "celery"
-    conf = celery_app.conf
-    # The stale-connection settings are always reported, managed or not.
-    keys = set(req["settings"]) | {"database_engine_options", "database_short_lived_sessions"}
-    # Broker and backend URLs carry passwords: compared, never reported.
-    out["effective"] = {key: "********" if SECRET.search(key) and conf.get(key) else plain(conf.get(key))
-                        for key in sorted(keys)}
-    out["mismatches"] = sorted(key for key, value in req["settings"].items()
-                               if not contains(conf.get(key), value))
-    out["config_options"] = team_conf().get("celery", "celery_config_options", fallback=None)
-    out["fallbacks"] = fallbacks(req["settings"], out["mismatches"])
-    out["app_digest"] = conf.get(req["digest_key"])
-    out["acks_late"] = bool(conf.get("task_acks_late"))
-    out["visibility_timeout"] = (conf.get("broker_transport_options") or {}).get("visibility_timeout")
+    out.update(read_effective(req["settings"], req["digest"]))
     if req["worker_active"]:
         out["live"] = live_worker(req["node_name"] or "celery@" + out["hostname"])
 elif mode == "ping":
@@ -623,6 +661,7 @@ def main():
             mode=dict(type="str", required=True, choices=["facts", "effective", "ping"]),
             strict=dict(type="bool", default=True),
             warn_restart=dict(type="bool", default=False),
+            reuse=dict(type="dict", default=None),
             install=dict(type="dict", required=True, options=dict(
                 python=dict(type="path", required=True),
                 airflow_home=dict(type="path", required=True),
@@ -691,6 +730,10 @@ def main():
                    default_config_modules=DEFAULT_CONFIG_MODULES, app_modules=APP_MODULES, team=team,
                    digest_key=DIGEST_KEY, digest=p["digest"], live_timeout=LIVE_TIMEOUT,
                    worker_active=props.get("ActiveState") == "active")
+    if p["mode"] == "facts":
+        # The child fits and names the settings with the same code as this module, to read
+        # ahead what mode=effective would (RV(now)).
+        request["settings_code"] = inspect.getsource(shared_settings)
 
     if p["mode"] == "facts":
         cfg = cfg_facts(module, p["cfg_path"])
@@ -745,7 +788,14 @@ def main():
                                  "airflow_celery_config_manage_env: true"
                                  % (SHADOW_VARIABLE, shadow, origin[SHADOW_VARIABLE], wanted))
     elif p["mode"] == "effective":
-        result.update(run_child(module, p["python"], request, user, env, cwd))
+        reuse = module.params["reuse"] or {}
+        if reuse.get("digest") and reuse["digest"] == p["digest"]:
+            # Read by the facts probe of this run, from the same files: nothing was written since.
+            result.update(reuse)
+            result["reused"] = True
+        else:
+            result.update(run_child(module, p["python"], request, user, env, cwd))
+            result["reused"] = False
         reasons = result["mismatch_reasons"] = []
         # Where the managed settings reach the worker's app: an option of airflow.cfg that
         # carries them all (written by the role's fallback) wins, as the provider merges it last.
