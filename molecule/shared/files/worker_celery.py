@@ -83,7 +83,12 @@ def live(node, key):
     return (replies.get(node) or {}).get(key)
 
 
+def active(node):
+    replies = app.control.inspect(destination=[node], timeout=5).active() or {}
+    return [task.get("id") for task in replies.get(node) or []]
+
+
 COMMANDS = {"roundtrip": roundtrip, "traffic": traffic, "burst": burst, "send": send, "state": state,
-            "conf": conf, "live": live}
+            "conf": conf, "live": live, "active": active}
 if __name__ == "__main__":
     print(json.dumps(COMMANDS[sys.argv[1]](*sys.argv[2:]), default=repr))
