@@ -33,7 +33,8 @@ from pathlib import Path
 
 from fleet import HOME, VENV, Fleet, Runner, sh
 
-# The role's two probes that import Airflow on every run (facts, then effective).
+# The role's two probe tasks: facts (imports Airflow on every run), then effective (imports it
+# again only after a write; the report's airflow_imports counts them).
 PROBE_TASKS = ("Probe the Airflow install of the worker", "Read the settings the worker's Celery app runs with")
 
 
@@ -104,10 +105,15 @@ def bench_size(n, args, fleet, log_dir):
     ping = sorted(pings, key=lambda r: r["seconds"])[1]
     ping["label"] = "ping"
     steps.append(ping)
-    steps.append(runner.run("converge", site + ["-e", "airflow_celery_config_restart=false"]))
-    steps.append(runner.run("noop", site))
-    steps.append(runner.run("audit", ["ansible-playbook", "-i", str(inv_path), "playbooks/audit.yml"]))
-    steps.append(runner.run("restart", site + ["-e", '{"airflow_celery_config_settings": {"worker_prefetch_multiplier": 2}}']))
+    audit = ["ansible-playbook", "-i", str(inv_path), "playbooks/audit.yml"]
+    for label, cmd in (("converge", site + ["-e", "airflow_celery_config_restart=false"]), ("noop", site), ("audit", audit),
+                       ("restart", site + ["-e", '{"airflow_celery_config_settings": {"worker_prefetch_multiplier": 2}}'])):
+        # The summary's JSON table carries each worker's report, its airflow_imports included.
+        table = log_dir / ("n%02d-%s.json" % (n, label))
+        step = runner.run(label, cmd + ["-e", "airflow_celery_config_audit_json=%s" % table])
+        workers = json.loads(table.read_text())["workers"] if table.exists() else []
+        step["imports"] = {w["worker"]: int(w.get("airflow_imports", 0)) for w in workers}
+        steps.append(step)
     for step in steps:
         src = log_dir / ("%s.log" % step["label"])
         if step["label"] != "ping":
@@ -122,8 +128,9 @@ def print_table(sizes, data, forks, fleet):
     mem_total = int(Path("/proc/meminfo").read_text().split()[1]) / 1048576
     print("\nFleet speed: %d cores, %.0f GiB RAM; forks %d; site.yml with -e airflow_celery_config_serial=100%%"
           " (one batch)" % (os.cpu_count(), mem_total, forks))
-    print("%4s %-9s %8s %7s %8s %9s %11s %12s %9s %4s" % (
-        "N", "step", "seconds", "x ping", "x N=%d" % first, "probes s", "execs/host", "results/host", "changed", "rc"))
+    print("%4s %-9s %8s %7s %8s %9s %11s %12s %12s %9s %4s" % (
+        "N", "step", "seconds", "x ping", "x N=%d" % first, "probes s", "execs/host", "results/host", "imports/host",
+        "changed", "rc"))
     for n in sizes:
         steps = {s["label"]: s for s in data[n]["steps"]}
         ping = steps["ping"]["seconds"]
@@ -132,10 +139,10 @@ def print_table(sizes, data, forks, fleet):
             base = {x["label"]: x for x in data[first]["steps"]}[label]["seconds"]
             changed = sum(1 for h in hosts_of[n] if s["recap"].get(h, [0, 0])[1] > 0)
             probes = sum(t["seconds"] for t in s["tasks"] if t["name"].endswith(PROBE_TASKS))
-            print("%4d %-9s %8.1f %7.1f %8.1f %9.1f %11s %12s %9s %4d" % (
+            print("%4d %-9s %8.1f %7.1f %8.1f %9.1f %11s %12s %12s %9s %4d" % (
                 n, label, s["seconds"], s["seconds"] / ping, s["seconds"] / base, probes,
                 per_host(s["execs"], hosts_of[n]), per_host(s["results"], hosts_of[n]),
-                "%d/%d" % (changed, n), s["rc"]))
+                per_host(s.get("imports", {}), hosts_of[n]), "%d/%d" % (changed, n), s["rc"]))
         print("%4s prepare %.0f s, workers ready %.0f s later (not timed); memory: fleet took %.0f MiB of the host's, %.0f MiB still available;"
               " one worker's Airflow processes %.0f MiB RSS" % (
                   "", data[n]["prepare_seconds"], data[n].get("ready_seconds", 0), data[n]["host_mem_used_mib"], data[n]["mem_available_mib"],
