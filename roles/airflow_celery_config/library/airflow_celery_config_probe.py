@@ -440,8 +440,9 @@ if mode == "facts":
             shared = {}
             exec(compile(req["settings_code"], "airflow_celery_config_settings.py", "exec"), shared)
             fitted = shared["fit_pool_recycle"](req["settings"], out.get("db_idle_timeout"), req["read_idle_timeout"])[0]
-            now = read_effective(fitted, shared["digest"](fitted))
-            now.update(digest=shared["digest"](fitted), versions=out["versions"], hostname=out["hostname"],
+            fitted_digest = shared["digest"](fitted)
+            now = read_effective(fitted, fitted_digest)
+            now.update(digest=fitted_digest, versions=out["versions"], hostname=out["hostname"],
                        python_version=out["python_version"])
             if "live" in out:
                 now["live"] = out["live"]
@@ -730,10 +731,6 @@ def main():
                    default_config_modules=DEFAULT_CONFIG_MODULES, app_modules=APP_MODULES, team=team,
                    digest_key=DIGEST_KEY, digest=p["digest"], live_timeout=LIVE_TIMEOUT,
                    worker_active=props.get("ActiveState") == "active")
-    if p["mode"] == "facts":
-        # The child fits and names the settings with the same code as this module, to read
-        # ahead what mode=effective would (RV(now)).
-        request["settings_code"] = inspect.getsource(shared_settings)
 
     if p["mode"] == "facts":
         cfg = cfg_facts(module, p["cfg_path"])
@@ -749,6 +746,9 @@ def main():
                                  % (p["cfg_path"], "; ".join(cfg["duplicates"])))
         result["cfg"] = cfg
         result["module_dir_exists"] = os.path.isdir(p["module_dir"])
+        # The child fits and names the settings with the same code as this module, to read
+        # ahead what mode=effective would (RV(now)).
+        request["settings_code"] = inspect.getsource(shared_settings)
         result.update(run_child(module, p["python"], request, user, env, cwd))
         taken = result.get("module_name_taken_by")
         if taken and os.path.dirname(os.path.realpath(taken)) != os.path.realpath(p["module_dir"]):
