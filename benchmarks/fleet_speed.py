@@ -6,10 +6,11 @@ services container (MariaDB + Redis, the broker the restarted workers must answe
 prepares them with molecule/shared/prepare.yml, and times, with the same forks:
 
   ping      ansible -m ansible.builtin.ping over the N workers: the floor
-  converge  first playbooks/site.yml run, all hosts in one batch, restarts off
-  noop      the same site.yml run again: nothing to write, and restarts still off
-  audit     playbooks/audit.yml (check mode + summary)
-  restart   site.yml after a settings change, restarts on, all hosts in one batch
+  converge    first playbooks/site.yml run, all hosts in one batch (writes, restarts, records)
+  noop        `ansible-playbook playbooks/site.yml` again, as the README gives it (serial: 1)
+  audit       playbooks/audit.yml (check mode + summary), as the README gives it
+  audit_full  the same with airflow_celery_config_full_check=true: every worker read through its app
+  restart     site.yml after a settings change, restarts on, all hosts in one batch
 
 Own container names (acc-bench-*), label and network (acc-bench-net), so it never touches
 Molecule's; removed at the end, also on failure. Run it under the shared lock:
@@ -98,7 +99,7 @@ def bench_size(n, args, fleet, log_dir):
     if n == min(args.sizes):
         info["exec_cost"] = exec_cost(fleet.workers(n)[0])
 
-    site = ["ansible-playbook", "-i", str(inv_path), "playbooks/site.yml", "-e", "airflow_celery_config_serial=100%"]
+    site = ["ansible-playbook", "-i", str(inv_path), "playbooks/site.yml"]
     steps = []
     pings = [runner.run("n%02d-ping%d" % (n, i), ["ansible", "-i", str(inv_path), "airflow_workers", "-m", "ansible.builtin.ping"])
              for i in range(3)]
@@ -106,11 +107,12 @@ def bench_size(n, args, fleet, log_dir):
     ping["label"] = "ping"
     steps.append(ping)
     audit = ["ansible-playbook", "-i", str(inv_path), "playbooks/audit.yml"]
-    # The no-op repeats the converge's command: restarts stay off, or it would restart the
-    # workers the converge left "restart pending".
-    converge = site + ["-e", "airflow_celery_config_restart=false"]
-    for label, cmd in (("converge", converge), ("noop", converge), ("audit", audit),
-                       ("restart", site + ["-e", '{"airflow_celery_config_settings": {"worker_prefetch_multiplier": 2}}'])):
+    # The first run and the settings change restart every worker in one batch; the no-op and
+    # the audits are the commands exactly as the README gives them (site.yml's serial: 1).
+    one_batch = ["-e", "airflow_celery_config_serial=100%"]
+    for label, cmd in (("converge", site + one_batch), ("noop", site), ("audit", audit),
+                       ("audit_full", audit + ["-e", "airflow_celery_config_full_check=true"]),
+                       ("restart", site + one_batch + ["-e", '{"airflow_celery_config_settings": {"worker_prefetch_multiplier": 2}}'])):
         # The summary's JSON table carries each worker's report, its airflow_imports included.
         table = log_dir / ("n%02d-%s.json" % (n, label))
         step = runner.run(label, cmd + ["-e", "airflow_celery_config_audit_json=%s" % table])
@@ -129,20 +131,20 @@ def print_table(sizes, data, forks, fleet):
     hosts_of = {n: fleet.workers(n) for n in sizes}
     first = min(sizes)
     mem_total = int(Path("/proc/meminfo").read_text().split()[1]) / 1048576
-    print("\nFleet speed: %d cores, %.0f GiB RAM; forks %d; site.yml with -e airflow_celery_config_serial=100%%"
-          " (one batch)" % (os.cpu_count(), mem_total, forks))
-    print("%4s %-9s %8s %7s %8s %9s %11s %12s %12s %9s %4s" % (
+    print("\nFleet speed: %d cores, %.0f GiB RAM; forks %d; converge and restart with -e airflow_celery_config_serial=100%%"
+          " (one batch), noop and audits as the README gives them" % (os.cpu_count(), mem_total, forks))
+    print("%4s %-10s %8s %7s %8s %9s %11s %12s %12s %9s %4s" % (
         "N", "step", "seconds", "x ping", "x N=%d" % first, "probes s", "execs/host", "results/host", "imports/host",
         "changed", "rc"))
     for n in sizes:
         steps = {s["label"]: s for s in data[n]["steps"]}
         ping = steps["ping"]["seconds"]
-        for label in ("ping", "converge", "noop", "audit", "restart"):
+        for label in ("ping", "converge", "noop", "audit", "audit_full", "restart"):
             s = steps[label]
             base = {x["label"]: x for x in data[first]["steps"]}[label]["seconds"]
             changed = sum(1 for h in hosts_of[n] if s["recap"].get(h, [0, 0])[1] > 0)
             probes = sum(t["seconds"] for t in s["tasks"] if t["name"].endswith(PROBE_TASKS))
-            print("%4d %-9s %8.1f %7.1f %8.1f %9.1f %11s %12s %12s %9s %4d" % (
+            print("%4d %-10s %8.1f %7.1f %8.1f %9.1f %11s %12s %12s %9s %4d" % (
                 n, label, s["seconds"], s["seconds"] / ping, s["seconds"] / base, probes,
                 per_host(s["execs"], hosts_of[n]), per_host(s["results"], hosts_of[n]),
                 per_host(s.get("imports", {}), hosts_of[n]), "%d/%d" % (changed, n), s["rc"]))
@@ -153,7 +155,7 @@ def print_table(sizes, data, forks, fleet):
     for n in sizes:
         print("\nSlowest tasks at N=%d (wall seconds over all hosts):" % n)
         for s in data[n]["steps"]:
-            if s["label"] in ("noop", "audit", "restart"):
+            if s["label"] in ("noop", "audit", "audit_full", "restart"):
                 top = sorted(s["tasks"], key=lambda t: -t["seconds"])[:4]
                 print("  %-8s %s" % (s["label"], "; ".join("%s %.1f" % (t["name"], t["seconds"]) for t in top)))
     cost = data[first].get("exec_cost")

@@ -127,10 +127,7 @@ import inspect
 import json
 import keyword
 import os
-import pwd
 import re
-import shlex
-import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -139,10 +136,16 @@ try:
     from ansible.module_utils import airflow_celery_config_settings as shared_settings
     from ansible.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle, restart_reason
     from ansible.module_utils.airflow_celery_config_safety import SECRET_PATTERN, secret_names, secret_values
+    from ansible.module_utils.airflow_celery_config_unit import (
+        UnitError, newest_mtime, run_python, start_time, systemd_unit, unit_user, worker_process_env, worker_team,
+        working_directory)
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils import airflow_celery_config_settings as shared_settings
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle, restart_reason
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_safety import SECRET_PATTERN, secret_names, secret_values
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import (
+        UnitError, newest_mtime, run_python, start_time, systemd_unit, unit_user, worker_process_env, worker_team,
+        working_directory)
 
 # Module paths of DEFAULT_CELERY_CONFIG and of the worker's Celery app, newest first.
 DEFAULT_CONFIG_MODULES = (
@@ -474,134 +477,15 @@ print("\n" + json.dumps(out))
 '''
 
 
-def systemd_unit(module, unit):
-    """The unit's user and environment, as systemd will start it next time."""
-    rc, out, err = module.run_command(
-        ["systemctl", "show", unit, "--property=LoadState,ActiveState,User,Group,Environment,"
-         "EnvironmentFiles,WorkingDirectory,NeedDaemonReload,ExecStart,ExecMainStartTimestampMonotonic"])
-    if rc != 0:
-        module.fail_json(msg="systemctl show %s failed: %s" % (unit, err.strip()))
-    props = {}
-    env_files = []
-    for line in out.splitlines():
-        key, _, value = line.partition("=")
-        if key == "EnvironmentFiles":
-            env_files.append(value)
-        elif key == "ExecStart":
-            props.setdefault(key, []).append(value)
-        else:
-            props[key] = value
-    if props.get("LoadState") != "loaded":
-        module.fail_json(msg="airflow_celery_config_service: systemd unit %s is not loaded (LoadState=%s)"
-                         % (unit, props.get("LoadState")))
-    if props.get("NeedDaemonReload") == "yes":
-        # systemd shows the loaded unit; a restart would load the one on disk.
-        module.fail_json(msg="the unit %s changed on disk since systemd loaded it, so its environment cannot be "
-                             "checked: run `systemctl daemon-reload` (it restarts nothing), then run again" % unit)
-    env = {}
-    origin = {}
-    for item in shlex.split(props.get("Environment", "")):
-        key, _, value = item.partition("=")
-        env[key] = value
-        origin[key] = "Environment= of %s" % unit
-    files = {}
-    # Values from an EnvironmentFile= beat Environment= ones, as in systemd.
-    for entry in env_files:
-        # systemd prints "PATH (ignore_errors=yes|no)"; a leading "-" is not kept.
-        path, _, flags = entry.partition(" (ignore_errors=")
-        for key, value in read_env_file(module, path, flags.startswith("yes")).items():
-            env[key] = value
-            origin[key] = "EnvironmentFile=%s of %s" % (path, unit)
-            files[key] = path
-    return props, env, origin, files
-
-
-def worker_team(exec_start):
-    """The NAME of `airflow celery worker --team NAME` (also --team=NAME, -t NAME, -tNAME,
-    the provider's cli/definition.py ARG_TEAM) in the unit's ExecStart, or None."""
-    for entry in exec_start:
-        # systemd prints "{ path=... ; argv[]=ARGS ; ignore_errors=no ; ... }".
-        match = re.search(r"argv\[\]=(.*?) ; ignore_errors=", entry)
-        try:
-            argv = shlex.split(match.group(1)) if match else []
-        except ValueError:
-            argv = match.group(1).split()
-        if "celery" not in argv or "worker" not in argv[argv.index("celery"):]:
-            continue
-        for number, arg in enumerate(argv):
-            if arg in ("--team", "-t") and number + 1 < len(argv):
-                return argv[number + 1]
-            if arg.startswith("--team="):
-                return arg[len("--team="):]
-            if arg.startswith("-t") and not arg.startswith("--") and len(arg) > 2:
-                return arg[2:]
-    return None
-
-
-def read_env_file(module, path, optional):
-    try:
-        with open(path) as handle:
-            text = handle.read()
-    except OSError as exc:
-        if optional:
-            return {}
-        module.fail_json(msg="cannot read EnvironmentFile %s of the worker unit: %s" % (path, exc))
-    env = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;" or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        env[key.strip()] = value
-    return env
-
-
 def run_child(module, python, request, user, env, cwd):
-    def drop_privileges():
-        os.setgroups(os.getgrouplist(user.pw_name, user.pw_gid))
-        os.setgid(user.pw_gid)
-        os.setuid(user.pw_uid)
-
-    try:
-        proc = subprocess.run(
-            [python, "-c", CHILD], input=json.dumps(request), env=env, cwd=cwd,
-            preexec_fn=drop_privileges if os.getuid() == 0 and user.pw_uid != 0 else None,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-            timeout=request.get("timeout", 60) + 120, check=False)
-    except OSError as exc:
-        module.fail_json(msg="airflow_celery_config_python: cannot run %s: %s" % (python, exc))
-    answer = None
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode == 0 and lines:
-        try:
-            answer = json.loads(lines[-1])
-        except ValueError:
-            answer = None
+    answer, problem = run_python(python, CHILD, request, user, env, cwd, request.get("timeout", 60) + 120)
     if answer is None:
-        printed = "\n".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-20:])
         module.fail_json(
-            msg="airflow_celery_config_python: %s (as user %s, AIRFLOW_HOME=%s) could not %s. "
-                "It exited %s and printed:\n%s"
+            msg="airflow_celery_config_python: %s (as user %s, AIRFLOW_HOME=%s) could not %s. %s"
                 % (python, user.pw_name, env.get("AIRFLOW_HOME"),
                    {"facts": "import Airflow", "effective": "load the worker's Celery app",
-                    "ping": "ping the worker"}[request["mode"]], proc.returncode, printed))
+                    "ping": "ping the worker"}[request["mode"]], problem))
     return answer
-
-
-def start_time(monotonic_usec):
-    """The epoch time systemd's ExecMainStartTimestampMonotonic stands for, or None if the
-    unit's process never started. Both clocks are the kernel's, in a container too."""
-    usec = int(monotonic_usec or 0)
-    return time.time() - (time.monotonic() - usec / 1e6) if usec else None
-
-
-def newest_mtime(paths):
-    """The latest modification time among the files that exist (links followed), or None."""
-    times = [os.stat(path).st_mtime for path in paths if path and os.path.exists(path)]
-    return max(times) if times else None
 
 
 def journal_errors(module, unit, since):
@@ -697,12 +581,11 @@ def main():
     if not (os.path.isfile(p["python"]) and os.access(p["python"], os.X_OK)):
         module.fail_json(msg="airflow_celery_config_python: %s is not an executable file" % p["python"])
 
-    props, unit_env, origin, env_files = systemd_unit(module, p["service"])
     try:
-        user = pwd.getpwnam(props.get("User") or "root")
-    except KeyError:
-        module.fail_json(msg="the worker unit %s runs as User=%s, which does not exist"
-                         % (p["service"], props.get("User")))
+        props, unit_env, origin, env_files = systemd_unit(module, p["service"])
+        user = unit_user(props, p["service"])
+    except UnitError as exc:
+        module.fail_json(msg=str(exc))
     unit_home = unit_env.get("AIRFLOW_HOME", os.path.join(user.pw_dir, "airflow"))
     if os.path.realpath(unit_home) != os.path.realpath(p["airflow_home"]):
         module.fail_json(
@@ -710,14 +593,10 @@ def main():
                 "point the input at the unit's AIRFLOW_HOME"
                 % (p["airflow_home"], p["service"], unit_home,
                    origin.get("AIRFLOW_HOME", "the default ~%s/airflow" % user.pw_name)))
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": user.pw_dir, "USER": user.pw_name,
-           "LOGNAME": user.pw_name, "LANG": "C.UTF-8"}
-    env.update(unit_env)
-    env["AIRFLOW_HOME"] = unit_home
-    cwd = props.get("WorkingDirectory") or user.pw_dir
-    cwd = cwd if os.path.isdir(cwd) else "/"
+    env = worker_process_env(user, unit_env, unit_home)
+    cwd = working_directory(props, user)
 
-    team = worker_team(props.get("ExecStart", []))
+    team = worker_team(props["ExecStart"])
     result = dict(changed=False, check_mode=module.check_mode, service_user=user.pw_name,
                   service_group=props.get("Group") or grp.getgrgid(user.pw_gid).gr_name,
                   service_active=props.get("ActiveState"), team=team, secret_settings=secret_names(p["settings"]))

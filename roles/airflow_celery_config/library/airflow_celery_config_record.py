@@ -1,0 +1,224 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Keeps, and compares a worker with, the record of its last full check."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: airflow_celery_config_record
+short_description: Tell whether the record of a worker's last full check still holds, or keep one
+description:
+  - Computes the fingerprint of every input that decides the worker's Celery config without
+    importing Airflow, in one short run of the worker's interpreter. The role's inputs (as the
+    digest O(inputs_digest)); the contents of the Celery config module, airflow.cfg, the role's
+    drop-in, the unit file, its drop-ins and its EnvironmentFile=s; the unit's user, group,
+    environment, working directory and ExecStart as systemd loaded them; the worker's interpreter,
+    its sys.path (PYTHONPATH and .pth files included) and every distribution installed there,
+    with its version.
+  - Without O(save), compares it with the record (RV(holds)). The record holds when the fingerprint
+    is the same, the unit is active, and its worker is the process the record was made with or
+    one started after the fingerprinted files last changed. Never changes anything.
+  - With O(save), keeps the fingerprint, the worker process and O(save) as the record, readable by
+    root only, in O(dir). Call it only after a full check found the running worker in sync.
+  - The record is the role's own cache, not the worker's config: writing it reports no change.
+    Nothing is written in check mode.
+  - Not in the fingerprint, so a run with the role variable C(airflow_celery_config_full_check) true
+    is needed to see them: the database server's idle timeout, and config Airflow reads from
+    a secrets backend or a C(_cmd) option.
+options:
+  install:
+    type: dict
+    required: true
+    description: The worker install, as the role's inputs name it.
+    suboptions:
+      python: {type: path, required: true, description: The worker venv's interpreter.}
+      airflow_home: {type: path, required: true}
+      cfg_path: {type: path, required: true}
+      service: {type: str, required: true, description: The worker's systemd unit.}
+      module_dir: {type: path, required: true}
+      module_name: {type: str, required: true}
+      dropin_path: {type: path, required: true, description: The role's drop-in of the unit.}
+  inputs_digest:
+    type: str
+    required: true
+    description: A digest of every role input that decides what the role writes (settings and the role's own files included).
+  save:
+    type: dict
+    description: The role's report of a full check that found the worker in sync, to keep with the fingerprint.
+  dir:
+    type: path
+    default: /var/lib/airflow_celery_config
+    description: Where records are kept, one per worker unit; created root-only.
+author: airflow_celery_config contributors
+"""
+
+EXAMPLES = r"""
+- name: Compare the worker with the record of its last full check
+  airflow_celery_config_record:
+    install:
+      python: /opt/airflow/venv/bin/python
+      airflow_home: /home/airflow/airflow
+      cfg_path: /home/airflow/airflow/airflow.cfg
+      service: airflow-worker
+      module_dir: /home/airflow/airflow/config
+      module_name: my_celery_config
+      dropin_path: /etc/systemd/system/airflow-worker.service.d/zz-airflow-celery-config.conf
+    inputs_digest: "{{ inputs | to_json | hash('sha256') }}"
+  register: record
+"""
+
+RETURN = r"""
+holds: {description: Whether the record still describes the running worker., returned: without save, type: bool}
+why: {description: Why it does not (what changed since the record, or that there is none)., returned: without save and holds false, type: str}
+report: {description: The recorded report, as a run that writes and restarts nothing gives it (airflow_imports 0, check recorded)., returned: without save and holds true, type: dict}
+path: {description: The record's file., returned: always, type: str}
+recorded_at: {description: When the record was made (UTC)., returned: when holds is true or with save, type: str}
+"""
+
+import inspect
+import json
+import os
+import re
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+# The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
+try:
+    from ansible.module_utils import airflow_celery_config_installed as installed_script
+    from ansible.module_utils.airflow_celery_config_record import RECORD_VERSION, fingerprint, holds, recorded_report, sha256
+    from ansible.module_utils.airflow_celery_config_unit import (
+        UnitError, newest_mtime, run_python, start_time, systemd_unit, unit_user, worker_process_env, working_directory)
+except ImportError:
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils import airflow_celery_config_installed as installed_script
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_record import (
+        RECORD_VERSION, fingerprint, holds, recorded_report, sha256)
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import (
+        UnitError, newest_mtime, run_python, start_time, systemd_unit, unit_user, worker_process_env, working_directory)
+
+# Seconds the interpreter gets to list what it imports from.
+INTERPRETER_TIMEOUT = 60
+
+
+def file_digest(path):
+    try:
+        with open(path, "rb") as handle:
+            return sha256(handle.read())
+    except OSError:
+        return None
+
+
+def read_host(module, p):
+    """(fingerprint, process, active, started_at, files_changed_at) of the worker as it is now."""
+    props, unit_env, _, _ = systemd_unit(module, p["service"])
+    user = unit_user(props, p["service"])
+    paths = [os.path.join(p["module_dir"], p["module_name"] + ".py"), p["cfg_path"], p["dropin_path"],
+             props.get("FragmentPath")] + props.get("DropInPaths", "").split()
+    paths += [entry.partition(" (ignore_errors=")[0] for entry in props["EnvironmentFiles"]]
+    paths = [path for path in paths if path]
+    home = unit_env.get("AIRFLOW_HOME", p["airflow_home"])
+    answer, problem = run_python(p["python"], inspect.getsource(installed_script), {},
+                                 user, worker_process_env(user, unit_env, home),
+                                 working_directory(props, user), INTERPRETER_TIMEOUT)
+    if answer is None:
+        raise UnitError("airflow_celery_config_python: %s could not list what it imports from. %s" % (p["python"], problem))
+    unit = {key: props.get(key) for key in ("User", "Group", "Environment", "WorkingDirectory", "FragmentPath", "DropInPaths")}
+    unit["EnvironmentFiles"] = props["EnvironmentFiles"]
+    # The command only: systemd prints the running process's pid and times beside it.
+    unit["ExecStart"] = [re.sub(r" ; (start_time|stop_time|pid|code|status)=.*", "", entry) for entry in props["ExecStart"]]
+    now = fingerprint(p["inputs_digest"], {path: file_digest(path) for path in paths}, unit, answer)
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            boot_id = handle.read().strip()
+    except OSError:
+        boot_id = None
+    process = {"boot_id": boot_id, "pid": props.get("MainPID"), "start_usec": props.get("ExecMainStartTimestampMonotonic")}
+    return (now, process, props.get("ActiveState") == "active",
+            start_time(props.get("ExecMainStartTimestampMonotonic")), newest_mtime(paths))
+
+
+def load(path):
+    """The record at `path`, or (None, why not)."""
+    try:
+        st = os.lstat(path)
+        folder = os.stat(os.path.dirname(path))
+    except OSError:
+        return None, "no record of a full check"
+    # Only a record no one but root could have written decides anything.
+    if not os.path.isfile(path) or os.path.islink(path) or st.st_uid != 0 or st.st_mode & 0o077 \
+            or folder.st_uid != 0 or folder.st_mode & 0o022:
+        return None, "the record %s is not root's own (owner root, mode 0600, folder not writable by others)" % path
+    try:
+        with open(path) as handle:
+            return json.load(handle), None
+    except (OSError, ValueError) as exc:
+        return None, "cannot read the record %s: %s" % (path, exc)
+
+
+def save(path, record):
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, 0o700)
+    os.chmod(folder, 0o700)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".record-")
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(record, out, sort_keys=True, indent=1)
+        os.chmod(temporary, 0o600)
+        os.rename(temporary, path)
+    except Exception:
+        os.unlink(temporary)
+        raise
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            install=dict(type="dict", required=True, options=dict(
+                python=dict(type="path", required=True),
+                airflow_home=dict(type="path", required=True),
+                cfg_path=dict(type="path", required=True),
+                service=dict(type="str", required=True),
+                module_dir=dict(type="path", required=True),
+                module_name=dict(type="str", required=True),
+                dropin_path=dict(type="path", required=True),
+            )),
+            inputs_digest=dict(type="str", required=True),
+            save=dict(type="dict", default=None),
+            dir=dict(type="path", default="/var/lib/airflow_celery_config"),
+        ),
+        supports_check_mode=True,
+    )
+    p = dict(module.params["install"], inputs_digest=module.params["inputs_digest"])
+    path = os.path.join(module.params["dir"], re.sub(r"[^A-Za-z0-9_.@-]", "_", p["service"]) + ".json")
+    result = dict(changed=False, path=path)
+    report = module.params["save"]
+    try:
+        now, process, active, started_at, files_changed_at = read_host(module, p)
+    except UnitError as exc:
+        if report is not None:
+            module.fail_json(msg="cannot record the full check: %s" % exc, **result)
+        module.exit_json(holds=False, why=str(exc), **result)
+    if report is not None:
+        if report.get("state") != "in sync":
+            module.fail_json(msg="only a worker found in sync is recorded, not one %r" % report.get("state"), **result)
+        result["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if not module.check_mode:
+            save(path, {"version": RECORD_VERSION, "recorded_at": result["recorded_at"],
+                                "fingerprint": now, "process": process, "report": report})
+        module.exit_json(**result)
+    record, why = load(path)
+    if record is not None:
+        result["holds"], why = holds(record, now, process, active, started_at, files_changed_at)
+    else:
+        result["holds"] = False
+    if result["holds"]:
+        result["recorded_at"] = record["recorded_at"]
+        result["report"] = recorded_report(record, record["recorded_at"])
+    else:
+        result["why"] = why
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The worker unit as systemd shows it: environment files, ExecStart and the team the worker
+serves, read without a host."""
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
+
+from airflow_celery_config_unit import (  # noqa: E402
+    UnitError, env_file_entry, exec_argv, parse_env_file, parse_show, unit_environment, worker_team)
+
+EXEC = ("{ path=/opt/airflow/venv/bin/airflow ; argv[]=/opt/airflow/venv/bin/airflow celery worker %s ; "
+        "ignore_errors=no ; start_time=[Thu 2026-11-26 16:38:20 UTC] ; stop_time=[n/a] ; pid=604 ; code=(null) ; status=0/0 }")
+
+
+def test_an_environment_file_is_read_as_systemd_reads_it():
+    text = "# comment\n; also a comment\n\nA=1\n B = two \nC=\"quoted value\"\nD='single'\nnot an assignment\nE=\n"
+    assert parse_env_file(text) == {"A": "1", "B": "two", "C": "quoted value", "D": "single", "E": ""}
+
+
+def test_an_optional_environment_file_is_told_from_a_required_one():
+    assert env_file_entry("/etc/default/airflow (ignore_errors=yes)") == ("/etc/default/airflow", True)
+    assert env_file_entry("/etc/default/airflow (ignore_errors=no)") == ("/etc/default/airflow", False)
+
+
+def test_exec_start_keeps_the_command_not_the_process():
+    assert exec_argv(EXEC % "--queues default") == ["/opt/airflow/venv/bin/airflow", "celery", "worker", "--queues", "default"]
+    assert exec_argv("garbage") == []
+
+
+@pytest.mark.parametrize("args, team", [
+    ("--team blue", "blue"), ("--team=blue", "blue"), ("-t blue", "blue"), ("-tblue", "blue"),
+    ("--queues default", None), ("--queues default --concurrency 2", None),
+])
+def test_the_team_comes_from_the_worker_command(args, team):
+    assert worker_team([EXEC % args]) == team
+
+
+def test_a_team_flag_of_another_command_is_not_the_workers():
+    entry = EXEC.replace("celery worker %s", "dag-processor --team blue")
+    assert worker_team([entry]) is None
+
+
+def test_show_output_keeps_repeated_properties_as_lists():
+    props = parse_show("User=airflow\nExecStart=%s\nEnvironmentFiles=/a (ignore_errors=no)\nEnvironmentFiles=/b (ignore_errors=yes)\n"
+                       % (EXEC % ""))
+    assert props["User"] == "airflow"
+    assert len(props["ExecStart"]) == 1
+    assert props["EnvironmentFiles"] == ["/a (ignore_errors=no)", "/b (ignore_errors=yes)"]
+
+
+def test_an_environment_file_beats_environment_and_says_where_a_value_came_from():
+    files = {"/etc/default/airflow": "AIRFLOW_HOME=/srv/airflow\nX=file\n"}
+    props = {"Environment": "AIRFLOW_HOME=/home/airflow/airflow \"Y=with space\"",
+             "EnvironmentFiles": ["/etc/default/airflow (ignore_errors=no)", "/missing (ignore_errors=yes)"]}
+    env, origin, where = unit_environment(props, "airflow-worker", read=lambda path: _read(files, path))
+    assert env == {"AIRFLOW_HOME": "/srv/airflow", "X": "file", "Y": "with space"}
+    assert origin["AIRFLOW_HOME"] == "EnvironmentFile=/etc/default/airflow of airflow-worker"
+    assert origin["Y"] == "Environment= of airflow-worker"
+    assert where == {"AIRFLOW_HOME": "/etc/default/airflow", "X": "/etc/default/airflow"}
+
+
+def test_a_required_environment_file_that_cannot_be_read_is_an_error():
+    props = {"Environment": "", "EnvironmentFiles": ["/missing (ignore_errors=no)"]}
+    with pytest.raises(UnitError, match="cannot read EnvironmentFile /missing"):
+        unit_environment(props, "airflow-worker", read=lambda path: _read({}, path))
+
+
+def _read(files, path):
+    if path not in files:
+        raise OSError(2, "No such file or directory")
+    return files[path]
