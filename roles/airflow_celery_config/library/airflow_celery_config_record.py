@@ -11,7 +11,8 @@ description:
   - Computes the fingerprint of every input that decides the worker's Celery config without
     importing Airflow, in one short run of the worker's interpreter. The role's inputs (as the
     digest O(inputs_digest)); the contents of the Celery config module, airflow.cfg, the role's
-    drop-in, the unit file, its drop-ins and its EnvironmentFile=s; the unit's user, group,
+    drop-in, the unit file, its drop-ins and its EnvironmentFile=s, with the owner and mode of each and
+    of every folder above it; the unit's user, group,
     environment, working directory and ExecStart as systemd loaded them; the worker's interpreter,
     its sys.path (PYTHONPATH and .pth files included) and every distribution installed there,
     with its version.
@@ -100,12 +101,25 @@ except ImportError:
 INTERPRETER_TIMEOUT = 60
 
 
-def file_digest(path):
+def file_facts(path):
+    """The file's content digest (None if absent), and who owns and may write it and each folder
+    above it, on its own path and behind any link: the full check refuses folders others can write."""
     try:
         with open(path, "rb") as handle:
-            return sha256(handle.read())
+            content = sha256(handle.read())
     except OSError:
-        return None
+        content = None
+    modes = {}
+    for start in (path, os.path.realpath(path)):
+        folder = start
+        while folder not in modes:
+            try:
+                st = os.stat(folder)
+                modes[folder] = [st.st_mode, st.st_uid, st.st_gid]
+            except OSError:
+                modes[folder] = None
+            folder = os.path.dirname(folder)
+    return {"content": content, "real": os.path.realpath(path), "modes": modes}
 
 
 def read_host(module, p):
@@ -126,7 +140,7 @@ def read_host(module, p):
     unit["EnvironmentFiles"] = props["EnvironmentFiles"]
     # The command only: systemd prints the running process's pid and times beside it.
     unit["ExecStart"] = [re.sub(r" ; (start_time|stop_time|pid|code|status)=.*", "", entry) for entry in props["ExecStart"]]
-    now = fingerprint(p["inputs_digest"], {path: file_digest(path) for path in paths}, unit, answer)
+    now = fingerprint(p["inputs_digest"], {path: file_facts(path) for path in paths}, unit, answer)
     try:
         with open("/proc/sys/kernel/random/boot_id") as handle:
             boot_id = handle.read().strip()

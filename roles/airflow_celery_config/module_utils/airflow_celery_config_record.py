@@ -25,7 +25,7 @@ def sha256(data):
 def fingerprint(inputs, files, unit, interpreter):
     """The parts a worker's Celery config is decided by, each named for a reader:
     `inputs` the role's own inputs (kept as a digest only: they hold credentials), `files`
-    {path: content digest or None if absent}, `unit` the unit's loaded properties that decide
+    {path: content digest, owners and modes}, `unit` the unit's loaded properties that decide
     the worker's command and environment, `interpreter` the worker's Python and what it imports from."""
     return {"the role's inputs": sha256(inputs), "files": files, "the unit": unit,
             "the worker's Python and its installed packages": sha256(interpreter)}
