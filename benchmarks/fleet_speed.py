@@ -6,11 +6,13 @@ services container (MariaDB + Redis, the broker the restarted workers must answe
 prepares them with molecule/shared/prepare.yml, and times, with the same forks:
 
   ping      ansible -m ansible.builtin.ping over the N workers: the floor
-  converge    first playbooks/site.yml run, all hosts in one batch (writes, restarts, records)
-  noop        `ansible-playbook playbooks/site.yml` again, as the README gives it (serial: 1)
+  converge    first playbooks/site.yml run, all hosts in one batch, restarts off
+  restart     site.yml after a settings change, restarts on, all hosts in one batch: the workers
+              end in sync and recorded
+  noop        `ansible-playbook playbooks/site.yml` with the same settings, as the README gives it
+              (serial: 1): every record holds
   audit       playbooks/audit.yml (check mode + summary), as the README gives it
   audit_full  the same with airflow_celery_config_full_check=true: every worker read through its app
-  restart     site.yml after a settings change, restarts on, all hosts in one batch
 
 Own container names (acc-bench-*), label and network (acc-bench-net), so it never touches
 Molecule's; removed at the end, also on failure. Run it under the shared lock:
@@ -107,12 +109,16 @@ def bench_size(n, args, fleet, log_dir):
     ping["label"] = "ping"
     steps.append(ping)
     audit = ["ansible-playbook", "-i", str(inv_path), "playbooks/audit.yml"]
-    # The first run and the settings change restart every worker in one batch; the no-op and
-    # the audits are the commands exactly as the README gives them (site.yml's serial: 1).
+    # The first run writes with restarts off (its own cost); the settings change restarts every
+    # worker in one batch and leaves them in sync, recorded; the no-op and the audits are then
+    # the commands exactly as the README gives them (site.yml's serial: 1).
     one_batch = ["-e", "airflow_celery_config_serial=100%"]
-    for label, cmd in (("converge", site + one_batch), ("noop", site), ("audit", audit),
-                       ("audit_full", audit + ["-e", "airflow_celery_config_full_check=true"]),
-                       ("restart", site + one_batch + ["-e", '{"airflow_celery_config_settings": {"worker_prefetch_multiplier": 2}}'])):
+    for label, cmd in (("converge", site + one_batch + ["-e", "airflow_celery_config_restart=false"]),
+                       ("restart", site + one_batch + ["-e", '{"airflow_celery_config_settings": {"worker_prefetch_multiplier": 2}}']),
+                       ("noop", site + ["-e", '{"airflow_celery_config_settings": {"worker_prefetch_multiplier": 2}}']),
+                       ("audit", audit + ["-e", '{"airflow_celery_config_settings": {"worker_prefetch_multiplier": 2}}']),
+                       ("audit_full", audit + ["-e", '{"airflow_celery_config_settings": {"worker_prefetch_multiplier": 2}}',
+                                               "-e", "airflow_celery_config_full_check=true"])):
         # The summary's JSON table carries each worker's report, its airflow_imports included.
         table = log_dir / ("n%02d-%s.json" % (n, label))
         step = runner.run(label, cmd + ["-e", "airflow_celery_config_audit_json=%s" % table])
@@ -132,14 +138,14 @@ def print_table(sizes, data, forks, fleet):
     first = min(sizes)
     mem_total = int(Path("/proc/meminfo").read_text().split()[1]) / 1048576
     print("\nFleet speed: %d cores, %.0f GiB RAM; forks %d; converge and restart with -e airflow_celery_config_serial=100%%"
-          " (one batch), noop and audits as the README gives them" % (os.cpu_count(), mem_total, forks))
+          " (one batch); noop and audits as the README gives them" % (os.cpu_count(), mem_total, forks))
     print("%4s %-10s %8s %7s %8s %9s %11s %12s %12s %9s %4s" % (
         "N", "step", "seconds", "x ping", "x N=%d" % first, "probes s", "execs/host", "results/host", "imports/host",
         "changed", "rc"))
     for n in sizes:
         steps = {s["label"]: s for s in data[n]["steps"]}
         ping = steps["ping"]["seconds"]
-        for label in ("ping", "converge", "noop", "audit", "audit_full", "restart"):
+        for label in ("ping", "converge", "restart", "noop", "audit", "audit_full"):
             s = steps[label]
             base = {x["label"]: x for x in data[first]["steps"]}[label]["seconds"]
             changed = sum(1 for h in hosts_of[n] if s["recap"].get(h, [0, 0])[1] > 0)
