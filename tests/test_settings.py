@@ -87,7 +87,7 @@ def test_without_an_answer_the_start_time_decides():
 
 
 def test_the_source_sent_to_the_worker_fits_and_names_alone():
-    # The facts probe sends this file's source to the worker's interpreter, which runs it on
+    # The facts module sends this file's source to the worker's interpreter, which runs it on
     # its own (no Ansible there) to read ahead what the effective check would.
     import airflow_celery_config_settings
     import inspect

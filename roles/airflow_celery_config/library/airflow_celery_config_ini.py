@@ -13,7 +13,7 @@ description:
     replaced in place; a comment line naming it is left alone; a missing section is added at
     the end.
   - CRLF line endings and a missing final newline are kept.
-  - A symbolic link is followed: the file it points to is edited in place of the link, which is
+  - A symbolic link is followed, and the file it points to is edited in place of the link, which is
     kept, and keeps its owner and mode. RV(path) names the file edited.
   - Never returns the file's content or a diff (airflow.cfg holds passwords); a value whose option
     name or JSON keys say it carries a credential is masked in every output.
@@ -61,17 +61,17 @@ except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_safety import SECRET, secret_values
 
 
+ARGUMENT_SPEC = dict(
+    path=dict(type="path", required=True),
+    section=dict(type="str", required=True),
+    option=dict(type="str", required=True),
+    value=dict(type="str", required=True),
+    backup=dict(type="bool", default=False),
+)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            section=dict(type="str", required=True),
-            option=dict(type="str", required=True),
-            value=dict(type="str", required=True),
-            backup=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     # Before anything can fail: a credential in the value never reaches the output.
     if SECRET.search(p["option"]):

@@ -72,19 +72,19 @@ def describe(path):
     return st, "%s:%s %04o" % (owner, group, st.st_mode & 0o7777)
 
 
+ARGUMENT_SPEC = dict(
+    user=dict(type="str", required=True),
+    group=dict(type="str", required=True),
+    cfg_path=dict(type="path", required=True),
+    module_dir=dict(type="path", required=True),
+    module_name=dict(type="str", required=True),
+    dropin=dict(type="path", required=True),
+    env_file=dict(type="path"),
+)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            user=dict(type="str", required=True),
-            group=dict(type="str", required=True),
-            cfg_path=dict(type="path", required=True),
-            module_dir=dict(type="path", required=True),
-            module_name=dict(type="str", required=True),
-            dropin=dict(type="path", required=True),
-            env_file=dict(type="path"),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     try:
         user = pwd.getpwnam(p["user"])

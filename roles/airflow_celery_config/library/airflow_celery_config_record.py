@@ -21,11 +21,11 @@ description:
     one started after the fingerprinted files last changed. Never changes anything.
   - With O(save), keeps the fingerprint, the worker process and O(save) as the record, readable by
     root only, in O(dir). Call it only after a full check found the running worker in sync.
-  - The record is the role's own cache, not the worker's config: writing it reports no change.
+  - The record is the role's own cache, not the worker's config; writing it reports no change.
     Nothing is written in check mode.
-  - Not in the fingerprint, so a run with the role variable C(airflow_celery_config_full_check) true
-    is needed to see them: the database server's idle timeout, and config Airflow reads from
-    a secrets backend or a C(_cmd) option.
+  - The fingerprint does not hold the database server's idle timeout, or config Airflow reads from
+    a secrets backend or a C(_cmd) option; a run with the role variable C(airflow_celery_config_full_check)
+    true sees them.
 options:
   install:
     type: dict
@@ -185,24 +185,24 @@ def save(path, record):
         raise
 
 
+ARGUMENT_SPEC = dict(
+    install=dict(type="dict", required=True, options=dict(
+        python=dict(type="path", required=True),
+        airflow_home=dict(type="path", required=True),
+        cfg_path=dict(type="path", required=True),
+        service=dict(type="str", required=True),
+        module_dir=dict(type="path", required=True),
+        module_name=dict(type="str", required=True),
+        dropin_path=dict(type="path", required=True),
+    )),
+    inputs_digest=dict(type="str", required=True),
+    save=dict(type="dict", default=None),
+    dir=dict(type="path", default="/var/lib/airflow_celery_config"),
+)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            install=dict(type="dict", required=True, options=dict(
-                python=dict(type="path", required=True),
-                airflow_home=dict(type="path", required=True),
-                cfg_path=dict(type="path", required=True),
-                service=dict(type="str", required=True),
-                module_dir=dict(type="path", required=True),
-                module_name=dict(type="str", required=True),
-                dropin_path=dict(type="path", required=True),
-            )),
-            inputs_digest=dict(type="str", required=True),
-            save=dict(type="dict", default=None),
-            dir=dict(type="path", default="/var/lib/airflow_celery_config"),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = dict(module.params["install"], inputs_digest=module.params["inputs_digest"])
     path = os.path.join(module.params["dir"], re.sub(r"[^A-Za-z0-9_.@-]", "_", p["service"]) + ".json")
     result = dict(changed=False, path=path)

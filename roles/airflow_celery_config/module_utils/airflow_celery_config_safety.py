@@ -13,7 +13,7 @@ import stat
 
 # Setting names whose values carry credentials: URLs (broker_url, result_backend with a
 # password), anything named like a password or secret, and the Redis Sentinel client options.
-# The one definition: the probe masks effective values with it, the modules mask what they
+# The one definition: the child masks effective values with it, the modules mask what they
 # return with it.
 SECRET_PATTERN = r"url|password|secret|backend$|sentinel_kwargs"
 SECRET = re.compile(SECRET_PATTERN, re.IGNORECASE)

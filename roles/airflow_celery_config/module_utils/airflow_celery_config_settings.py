@@ -42,7 +42,7 @@ def fit_pool_recycle(settings, idle, enabled):
     """The settings with pool_recycle lowered below the server's idle timeout where the
     configured one is not, and one line saying what was found and chosen.
 
-    `idle` is the probe's db_idle_timeout: {backend, variable, seconds} (0 seconds: off), or
+    `idle` is the facts module's db_idle_timeout: {backend, variable, seconds} (0 seconds: off), or
     {problem}. A configured value already below the bound is the operator's and stays."""
     configured = (settings.get("database_engine_options") or {}).get("pool_recycle")
     if not enabled:

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """The worker's systemd unit as systemd loaded it, and running a Python file in the worker's
 interpreter the way the unit runs the worker: its user, environment and working directory.
-Shared by the probe and the record modules."""
+Shared by the facts, check, ping and record modules."""
 
 from __future__ import annotations
 

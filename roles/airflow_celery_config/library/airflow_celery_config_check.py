@@ -1,0 +1,146 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Reads the managed settings through the worker's own Celery app and asks the running worker for its own."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: airflow_celery_config_check
+short_description: Check that an Airflow Celery worker's app, and the running worker, have the managed settings
+description:
+  - Builds the worker's Celery app exactly as C(airflow celery worker) does, in the worker's own Python as the
+    unit's user with the unit's environment (for C(--team NAME) in the unit's ExecStart, the provider's
+    C(create_celery_app(ExecutorConf(team_name=NAME)))), and compares every managed setting with its intended value
+    (RV(mismatch_reasons)).
+  - Reports the airflow.cfg JSON options the provider could take the settings from instead (RV(fallbacks), in the
+    section the worker reads, RV(cfg_section)) and which one carries them (RV(applied_via)).
+  - Asks the running worker, over its own broker, for the digest of the managed settings it started with (Celery's
+    C(inspect conf)) and decides from it, or from the process start time and the config files' times, whether the
+    running worker needs a restart (RV(restart_reason)).
+  - Never fails on a mismatch, only reports it; never changes anything; safe in check mode.
+options:
+  install:
+    type: dict
+    required: true
+    description: The worker install; the same dict as the O(airflow_celery_config_facts#module:install) option of M(airflow_celery_config_facts), whose documentation lists its keys.
+  warn_restart:
+    type: bool
+    default: false
+    description:
+      - Warn when the worker needs a restart and runs tasks that the stop may cut.
+      - False where the run will not restart it (check mode, or the role variable C(airflow_celery_config_restart) false).
+  reuse:
+    type: dict
+    description:
+      - The RV(airflow_celery_config_facts#module:now) of this run's M(airflow_celery_config_facts), used instead of
+        building the app again when its digest is O(install.digest). Give it only when nothing the worker reads was
+        written since (or in check mode, where nothing is written).
+author: airflow_celery_config contributors
+"""
+
+EXAMPLES = r"""
+- name: Read the settings the worker's Celery app runs with
+  airflow_celery_config_check:
+    install: "{{ install | combine({'digest': facts.digest}) }}"
+    reuse: "{{ facts.now }}"
+  register: check
+"""
+
+RETURN = r"""
+versions: {description: airflow, celery and celery_provider versions in the worker's venv., returned: always, type: dict}
+reused: {description: Whether O(reuse) answered instead of a new read., returned: always, type: bool}
+app_module: {description: Where the worker's app comes from., returned: always, type: str}
+cfg_section: {description: "The airflow.cfg section the worker's Celery settings come from (C(celery), or C(NAME=celery) for a team).", returned: always, type: str}
+effective: {description: The managed and the stale-connection settings as the app holds them (credentials masked)., returned: always, type: dict}
+mismatch_reasons: {description: Why the worker's app would not run the managed settings (empty if it does)., returned: always, type: list}
+fallbacks:
+  description: >-
+    The airflow.cfg JSON options that could carry the settings, best first: option, holds (the one
+    setting it carries, or null for all), covers, in_effect and its current value.
+  returned: always
+  type: list
+applied_via: {description: The airflow.cfg option that carries the settings to the worker's app., returned: always, type: str}
+live:
+  description: The running worker's answer to C(inspect conf) (node, answered, digest, active tasks; others that answer when it does not).
+  returned: when the unit is active
+  type: dict
+worker: {description: "The unit: active, started_at and config_changed_at (epoch seconds).", returned: always, type: dict}
+restart_reason: {description: Why the running worker needs a restart to run the settings, or null., returned: always, type: str}
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+# The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
+try:
+    from ansible.module_utils.airflow_celery_config_settings import restart_reason
+    from ansible.module_utils.airflow_celery_config_unit import newest_mtime, start_time
+    from ansible.module_utils.airflow_celery_config_worker import INSTALL_SPEC, SHADOW_VARIABLE, Worker
+except ImportError:
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_settings import restart_reason
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import newest_mtime, start_time
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import (
+        INSTALL_SPEC, SHADOW_VARIABLE, Worker)
+
+ARGUMENT_SPEC = dict(
+    install=INSTALL_SPEC,
+    warn_restart=dict(type="bool", default=False),
+    reuse=dict(type="dict", default=None),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params["install"]
+    worker = Worker(module, p)
+    result = worker.result()
+    reuse = module.params["reuse"] or {}
+    if reuse.get("digest") and reuse["digest"] == p["digest"]:
+        # Read by this run's facts module, from the same files: nothing was written since.
+        result.update(reuse)
+        result["reused"] = True
+    else:
+        result.update(worker.ask("check"))
+        result["reused"] = False
+    reasons = result["mismatch_reasons"] = []
+    # Where the managed settings reach the worker's app: an option of airflow.cfg that
+    # carries them all (written by the role's fallback) wins, as the provider merges it last.
+    result["applied_via"] = next((item["option"] for item in result["fallbacks"] if item["in_effect"]),
+                                 "celery_config_options")
+    # result_backend_sqlalchemy_engine_options holds database_engine_options only: no digest.
+    carries_digest = result["applied_via"] in ("celery_config_options", "extra_celery_config")
+    watched = [os.path.join(p["module_dir"], p["module_name"] + ".py"), p["cfg_path"], p["dropin_path"],
+               worker.env_files.get(SHADOW_VARIABLE)]
+    result["worker"] = dict(active=worker.active,
+                            started_at=start_time(worker.props.get("ExecMainStartTimestampMonotonic")),
+                            config_changed_at=newest_mtime(watched))
+    result["restart_reason"] = restart_reason(
+        result["worker"]["active"], result.get("live") or {}, p["digest"] if carries_digest else None,
+        result["worker"]["started_at"], result["worker"]["config_changed_at"])
+    running = (result.get("live") or {}).get("active") or []
+    if result["restart_reason"] and running and module.params["warn_restart"]:
+        # systemd kills what is still running after TimeoutStopSec; an acks_late message that
+        # was never acknowledged waits in the broker until its visibility timeout.
+        module.warn("restarting %s waits up to %ss (airflow_celery_config_stop_timeout) for its %d running "
+                    "task(s) %s; one still running then is killed%s" % (
+                        result["live"]["node"], p["stop_timeout"], len(running), ", ".join(running[:5]),
+                        ", and its message is delivered again only after the broker's visibility_timeout "
+                        "(%ss)" % result["visibility_timeout"] if result["acks_late"] and result["visibility_timeout"]
+                        else ""))
+    wanted = "%s.%s" % (p["module_name"], p["dict_name"])
+    if result["config_options"] != wanted and result["applied_via"] == "celery_config_options":
+        source = result["config_options_from_env"]
+        reasons.append("the worker reads celery_config_options=%s, not %s%s" % (
+            result["config_options"], wanted,
+            " (set by %s in %s)" % (SHADOW_VARIABLE, source["origin"]) if source else ""))
+    for key in result["mismatches"]:
+        masked = result["effective"][key] == "********"
+        reasons.append("%s is %s, wanted %s" % (
+            key, json.dumps(result["effective"][key], sort_keys=True),
+            "another value" if masked else json.dumps(p["settings"][key], sort_keys=True)))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

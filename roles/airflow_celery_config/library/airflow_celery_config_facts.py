@@ -1,0 +1,221 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Reads what the role decides on from one Airflow Celery worker install, and fails on bad input."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: airflow_celery_config_facts
+short_description: Read an Airflow Celery worker's install and check the role's input, without changing anything
+description:
+  - Runs the worker's own Python as the worker unit's user, with the unit's environment, imports
+    Airflow there and reports versions, the module holding C(DEFAULT_CELERY_CONFIG), the unit's
+    environment and airflow.cfg facts.
+  - Fails, before the role writes anything, on input that cannot work on this host, naming the input.
+  - Fits C(database_engine_options.pool_recycle) below the result-backend database's idle timeout
+    (O(install.read_idle_timeout)) and names the settings (RV(digest)).
+  - In the same import, reads the worker's Celery app and the running worker the way
+    M(airflow_celery_config_check) does (RV(now)), so a run that writes nothing imports Airflow once.
+  - Never changes anything; safe in check mode.
+options:
+  install:
+    type: dict
+    required: true
+    description: The worker install, as the role's inputs name it; M(airflow_celery_config_check) and M(airflow_celery_config_ping) take the same dict.
+    suboptions:
+      python: {type: path, required: true, description: The worker venv's interpreter.}
+      airflow_home: {type: path, required: true}
+      cfg_path: {type: path, required: true}
+      service: {type: str, required: true, description: The worker's systemd unit.}
+      module_dir: {type: path, required: true}
+      module_name: {type: str, required: true}
+      dict_name: {type: str, required: true}
+      settings: {type: dict, default: {}, description: Managed Celery settings and their intended values.}
+      node_name: {type: str, default: '', description: Celery node name of the worker; empty means celery@<hostname>.}
+      timeout: {type: int, default: 120, description: Seconds M(airflow_celery_config_ping) waits.}
+      extra_setting_names: {type: list, elements: str, default: [], description: Setting names to accept beyond Celery's own.}
+      manage_env: {type: bool, default: false, description: Accept a unit environment that sets celery_config_options; the role then rewrites it.}
+      read_idle_timeout:
+        type: bool
+        default: false
+        description:
+          - Connect to the result-backend database as the worker would and report the server's idle timeout in
+            RV(db_idle_timeout); a database it cannot read gives a warning, not a failure.
+      dropin_path: {type: path, description: The role's drop-in of the unit; its time counts as a config change.}
+      digest: {type: str, default: '', description: "RV(digest) of this module: what the check and the ping expect the worker to run."}
+      stop_timeout: {type: int, default: 0, description: Seconds a stop waits for running tasks; named in the warning about them.}
+author: airflow_celery_config contributors
+"""
+
+EXAMPLES = r"""
+- name: Read the worker's install and fit the settings
+  airflow_celery_config_facts:
+    install:
+      python: /opt/airflow/venv/bin/python
+      airflow_home: /home/airflow/airflow
+      cfg_path: /home/airflow/airflow/airflow.cfg
+      service: airflow-worker
+      module_dir: /home/airflow/airflow/config
+      module_name: my_celery_config
+      dict_name: CELERY_CONFIG
+      settings: {database_engine_options: {pool_pre_ping: true, pool_recycle: 1800}}
+      read_idle_timeout: true
+  register: facts
+"""
+
+RETURN = r"""
+versions: {description: airflow, celery and celery_provider versions in the worker's venv., returned: always, type: dict}
+service_user: {description: The unit's user., returned: always, type: str}
+service_group: {description: The unit's group., returned: always, type: str}
+team: {description: "The NAME of C(--team NAME) in the unit's ExecStart, or null.", returned: always, type: str}
+config_options_from_env: {description: "The unit's C(AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS): value, origin, file; or null.", returned: always, type: dict}
+secret_settings: {description: Names of the settings whose values are never shown., returned: always, type: list}
+check_mode: {description: Whether the run is in check mode (a play's check_mode too)., returned: always, type: bool}
+cfg: {description: "airflow.cfg: exists, value (of [celery] celery_config_options), duplicates.", returned: always, type: dict}
+module_dir_exists: {description: Whether the module's folder exists., returned: always, type: bool}
+default_config_module: {description: The module holding DEFAULT_CELERY_CONFIG., returned: always, type: str}
+db_idle_timeout: {description: "The server's idle timeout (backend, variable, seconds) or the problem that stopped the read.", returned: with read_idle_timeout, type: dict}
+fitted_pool_recycle: {description: "The pool_recycle chosen below the server's idle timeout, or null where the configured one stays. Only this, not the settings: Ansible masks a returned credential, which the role would then write.", returned: always, type: int}
+recycle_report: {description: One line on the server's idle timeout and the pool_recycle chosen., returned: always, type: str}
+digest: {description: Names the managed settings; the module puts it in the worker's Celery config., returned: always, type: str}
+digest_key: {description: The key of the worker's Celery config that carries the digest., returned: always, type: str}
+now:
+  description:
+    - What M(airflow_celery_config_check) would return, read from the same import of Airflow with the settings
+      fitted as RV(digest) names them, while the files are as they are (null if that read failed).
+    - Pass it back as its O(airflow_celery_config_check#module:reuse) when the run writes nothing.
+  returned: always
+  type: dict
+"""
+
+import inspect
+import os
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+# The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
+try:
+    from ansible.module_utils import airflow_celery_config_settings as shared_settings
+    from ansible.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle
+    from ansible.module_utils.airflow_celery_config_unit import start_time
+    from ansible.module_utils.airflow_celery_config_worker import DEFAULT_CONFIG_MODULES, INSTALL_SPEC, SHADOW_VARIABLE, Worker
+except ImportError:
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils import airflow_celery_config_settings as shared_settings
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_settings import (
+        DIGEST_KEY, digest, fit_pool_recycle)
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import start_time
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import (
+        DEFAULT_CONFIG_MODULES, INSTALL_SPEC, SHADOW_VARIABLE, Worker)
+
+ARGUMENT_SPEC = dict(install=INSTALL_SPEC)
+# Seconds after its start within which a worker that does not answer yet may still be starting.
+WORKER_START_GRACE = 30
+
+
+def readable_by(user, path):
+    """Whether `user` may read `path` by its mode bits (the module itself runs as root)."""
+    st = os.stat(path)
+    if user.pw_uid == 0:
+        return True
+    if st.st_uid == user.pw_uid:
+        return bool(st.st_mode & 0o400)
+    if st.st_gid in os.getgrouplist(user.pw_name, user.pw_gid):
+        return bool(st.st_mode & 0o040)
+    return bool(st.st_mode & 0o004)
+
+
+def cfg_facts(module, path):
+    """airflow.cfg as the role will edit it: value, repeated options, owner and mode."""
+    facts = {"exists": os.path.isfile(path), "value": None, "duplicates": []}
+    if not facts["exists"]:
+        return facts
+    try:
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        module.fail_json(msg="airflow_celery_config_cfg_path: cannot read %s: %s" % (path, exc))
+    section, seen = None, {}
+    for number, line in enumerate(lines, 1):
+        match = re.match(r"\s*\[([^\]]+)\]", line)
+        if match:
+            section = match.group(1).strip().lower()
+            continue
+        match = re.match(r"([^#;\s][^=:]*?)\s*[=:]\s*(.*)$", line)
+        if not match or section is None:
+            continue
+        option = match.group(1).strip().lower()
+        seen.setdefault((section, option), []).append(number)
+        if (section, option) == ("celery", "celery_config_options"):
+            facts["value"] = match.group(2).strip()
+    facts["duplicates"] = ["[%s] %s on lines %s" % (s, o, ", ".join(map(str, n)))
+                           for (s, o), n in sorted(seen.items()) if len(n) > 1]
+    return facts
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params["install"]
+    worker = Worker(module, p)
+    user = worker.user
+    result = worker.result()
+    cfg = cfg_facts(module, p["cfg_path"])
+    if not cfg["exists"]:
+        module.fail_json(msg="airflow_celery_config_cfg_path: %s does not exist" % p["cfg_path"])
+    if not readable_by(user, p["cfg_path"]):
+        module.fail_json(msg="airflow_celery_config_cfg_path: %s is not readable by %s, the user the unit %s "
+                             "runs as, so the worker cannot read it either: fix its owner or mode first"
+                             % (p["cfg_path"], user.pw_name, p["service"]))
+    if cfg["duplicates"]:
+        module.fail_json(msg="airflow_celery_config_cfg_path: %s repeats options, which Airflow refuses "
+                             "to start with; remove the extra lines first: %s"
+                             % (p["cfg_path"], "; ".join(cfg["duplicates"])))
+    result["cfg"] = cfg
+    result["module_dir_exists"] = os.path.isdir(p["module_dir"])
+    # The child fits and names the settings with the same code as this module, to read
+    # ahead what the check would (RV(now)).
+    result.update(worker.ask("facts", settings_code=inspect.getsource(shared_settings)))
+    taken = result.get("module_name_taken_by")
+    if taken and os.path.dirname(os.path.realpath(taken)) != os.path.realpath(p["module_dir"]):
+        module.fail_json(msg="airflow_celery_config_module_name: %r is already importable from %s; "
+                             "pick a name no installed module uses" % (p["module_name"], taken))
+    if not result.get("default_config_module"):
+        module.fail_json(msg="no module with DEFAULT_CELERY_CONFIG found for Airflow %s (tried %s): "
+                             "install the celery provider in %s"
+                             % (result["versions"]["airflow"], ", ".join(DEFAULT_CONFIG_MODULES), p["python"]))
+    if result.get("setting_errors"):
+        errors = result["setting_errors"]
+        hint = ("; names of Celery extensions can be allowed with airflow_celery_config_extra_setting_names"
+                if any("is not a setting of Celery" in error for error in errors) else "")
+        module.fail_json(msg="airflow_celery_config_settings: %s%s" % ("; ".join(errors), hint))
+    settings, result["recycle_report"] = fit_pool_recycle(
+        p["settings"], result.get("db_idle_timeout"), p["read_idle_timeout"])
+    recycle = (settings.get("database_engine_options") or {}).get("pool_recycle")
+    configured = (p["settings"].get("database_engine_options") or {}).get("pool_recycle")
+    result["fitted_pool_recycle"] = recycle if recycle != configured else None
+    result["digest"] = digest(settings)
+    result["digest_key"] = DIGEST_KEY
+    live = result.get("live") or {}
+    started = start_time(worker.props.get("ExecMainStartTimestampMonotonic"))
+    # Other workers answer, this one does not, though it has had time to start: its name is wrong.
+    if live.get("others") and not live["answered"] and started and time.time() - started > WORKER_START_GRACE:
+        module.fail_json(msg="airflow_celery_config_node_name: no worker answers as %s, though the unit %s is "
+                             "active and the broker carries answers from %s: set it to the name this host's "
+                             "worker runs as (its --celery-hostname; empty means celery@<hostname>)"
+                             % (live["node"], p["service"], ", ".join(live["others"])))
+    problem = (result.get("db_idle_timeout") or {}).get("problem")
+    if problem:
+        # The configured pool_recycle still applies: a rollout must not stop here.
+        module.warn("airflow_celery_config_fit_pool_recycle: %s; pool_recycle stays as configured" % problem)
+    shadow = (result["config_options_from_env"] or {}).get("value")
+    wanted = "%s.%s" % (p["module_name"], p["dict_name"])
+    if shadow and shadow != wanted and not p["manage_env"]:
+        module.fail_json(msg="%s=%s in %s shadows [celery] celery_config_options in airflow.cfg: "
+                             "remove it from the unit, set it to %s, or let the role set it with "
+                             "airflow_celery_config_manage_env: true"
+                             % (SHADOW_VARIABLE, shadow, result["config_options_from_env"]["origin"], wanted))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

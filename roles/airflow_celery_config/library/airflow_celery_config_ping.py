@@ -1,0 +1,97 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Waits until a restarted Airflow Celery worker is active and answers a Celery ping with this run's settings."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: airflow_celery_config_ping
+short_description: Wait until a restarted Airflow Celery worker answers, on this run's settings
+description:
+  - Waits until the worker unit is active and its worker answers a Celery ping over its own broker, for at most
+    O(install.timeout) seconds, then asks it for the digest of the settings it started with.
+  - RV(answered) is false, with the reason in RV(problem), when it does not answer, or answers with another digest
+    than O(install.digest); the journal's error lines are part of the reason. Never fails on that; the role rolls back.
+  - Never changes anything.
+options:
+  install:
+    type: dict
+    required: true
+    description: The worker install; the same dict as the O(airflow_celery_config_facts#module:install) option of M(airflow_celery_config_facts), whose documentation lists its keys.
+author: airflow_celery_config contributors
+"""
+
+EXAMPLES = r"""
+- name: Wait for the worker to be active and answer a Celery ping
+  airflow_celery_config_ping:
+    install: "{{ install | combine({'digest': facts.digest}) }}"
+  register: ping
+"""
+
+RETURN = r"""
+answered: {description: The restarted worker answered a ping, with this run's digest where it carries one., returned: always, type: bool}
+problem: {description: Why it did not., returned: when answered is false, type: str}
+node_name: {description: The Celery node name pinged., returned: when the unit became active, type: str}
+live: {description: The worker's answer to C(inspect conf) (node, answered, digest)., returned: when it answered, type: dict}
+"""
+
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+# The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
+try:
+    from ansible.module_utils.airflow_celery_config_worker import INSTALL_SPEC, Worker
+except ImportError:
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import INSTALL_SPEC, Worker
+
+ARGUMENT_SPEC = dict(install=INSTALL_SPEC)
+
+
+def journal_errors(module, unit, since):
+    """The distinct error lines the unit logged since `since`: the reason a worker did not
+    start is often a few tracebacks up, behind a misleading last one."""
+    out = module.run_command(["journalctl", "-u", unit, "--no-pager", "-o", "cat", "--since", "@%d" % since])[1]
+    errors = []
+    for line in out.splitlines():
+        line = line.strip()
+        if re.match(r"[\w.]*(Error|Exception)\b.*:", line) and line not in errors:
+            errors.append(line)
+    return "; errors in its journal: " + " | ".join(errors[:5]) if errors else ""
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params["install"]
+    started = time.time()
+    deadline = started + p["timeout"]
+    state = ""
+    # `restart` returns once the new process runs: "inactive" or "failed" after that means
+    # it exited (Airflow 2 workers can exit quietly, with status 0).
+    while time.time() < deadline and state not in ("active", "failed", "inactive"):
+        state = module.run_command(["systemctl", "is-active", p["service"]])[1].strip()
+        time.sleep(0 if state == "active" else 1)
+    worker = Worker(module, p)
+    result = worker.result()
+    if state == "active":
+        result.update(worker.ask("ping", timeout=max(1, int(deadline - time.time()))))
+    result["answered"] = bool(result.get("replies"))
+    live = result.get("live") or {}
+    if result["answered"] and p["digest"] and live.get("answered") and live.get("digest") != p["digest"]:
+        # It came back, but not on this run's config: as bad as not coming back.
+        result["answered"] = False
+        result["problem"] = "the restarted worker %s answers with settings %s, not %s" % (
+            live["node"], live.get("digest") or "not given by this role", p["digest"])
+    if not result["answered"] and "problem" not in result:
+        state = module.run_command(["systemctl", "is-active", p["service"]])[1].strip()
+        status = module.run_command(["systemctl", "show", p["service"], "--property=ExecMainStatus", "--value"])[1]
+        result["problem"] = "the worker unit %s is %s (its last process exited with status %s) and %s did not " \
+            "answer a Celery ping within %ss%s%s" % (
+                p["service"], state, status.strip() or "?", result.get("node_name", "its worker"),
+                p["timeout"], "; the broker did not answer either: " + result["broker_problem"]
+                if result.get("broker_problem") else "", journal_errors(module, p["service"], started - 5))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+# -*- coding: utf-8 -*-
+"""Runs inside the worker's interpreter (Python 3.8+), as the unit's user, with the unit's
+environment, where there is no Ansible: the facts, check and ping modules send this file's
+source to `python -c` with a JSON request on stdin, and read the one JSON answer it prints
+last. It imports Airflow and builds the worker's Celery app as `airflow celery worker` does."""
+
+import importlib
+import importlib.util
+import json
+import re
+import socket
+import sys
+import time
+
+# The request, and the pattern of setting names whose values are never reported; set by main().
+req = {}
+SECRET = re.compile("^$")
+
+
+def dist_version(name):
+    from importlib.metadata import version
+    try:
+        return version(name)
+    except Exception:
+        return None
+
+
+def team_conf():
+    """The config the worker's Celery settings are read from: with `--team NAME`, the team's
+    (env AIRFLOW__NAME___CELERY__*, then airflow.cfg [NAME=celery], then the defaults: NOT [celery])."""
+    from airflow.configuration import conf
+    if not req["team"]:
+        return conf
+    from airflow.executors.base_executor import ExecutorConf
+    return ExecutorConf(team_name=req["team"])
+
+
+def app():
+    errors = []
+    for path in req["app_modules"]:
+        try:
+            module = importlib.import_module(path)
+        except ModuleNotFoundError as exc:
+            errors.append("%s: %s" % (path, exc))
+            continue
+        if not req["team"]:
+            return module.app, path
+        # `airflow celery worker --team NAME` never uses the module-level app: the provider's
+        # cli/celery_command.py builds one from the team's config (provider 3.16+, Airflow 3.2+).
+        utils = importlib.import_module(path + "_utils")
+        if not hasattr(utils, "create_celery_app"):
+            raise RuntimeError("the worker unit runs `--team %s`, but celery provider %s has no multi-team "
+                               "worker" % (req["team"], dist_version("apache-airflow-providers-celery")))
+        return (utils.create_celery_app(team_conf()),
+                "%s_utils.create_celery_app(ExecutorConf(team_name=%r))" % (path, req["team"]))
+    raise RuntimeError("no Celery app module: " + "; ".join(errors))
+
+
+def version_tuple(text):
+    return tuple(int(part) for part in re.findall(r"\d+", text or "")[:3])
+
+
+def fallbacks(settings, mismatches, wanted_digest):
+    """The JSON options of airflow.cfg that can carry the managed settings where
+    celery_config_options does not reach the worker's app, best first: its current value, the
+    one managed setting it holds (None: all of them), whether it covers every mismatching
+    setting, and whether it carries them already. The value to write is merged by the role from
+    its own settings: Ansible masks credentials in a module's result, and a merged value sent
+    back from here would carry the mask into airflow.cfg."""
+    provider = dist_version("apache-airflow-providers-celery")
+    try:
+        from airflow.providers.celery.get_provider_info import get_provider_info
+        known = get_provider_info().get("config", {}).get("celery", {}).get("options", {})
+    except Exception:
+        known = {}
+    out = []
+    # (option, provider version that reads it, the one setting it holds or None for all)
+    for option, since, holds in (("extra_celery_config", (3, 10, 0), None),
+                                 ("result_backend_sqlalchemy_engine_options", (3, 3, 0), "database_engine_options")):
+        if not provider or version_tuple(provider) < since or option not in known:
+            continue
+        try:
+            current = team_conf().getjson("celery", option, fallback={}) or {}
+        except Exception:
+            continue
+        if not isinstance(current, dict):
+            continue
+        # extra_celery_config carries the digest too, so the live worker can be asked for it.
+        part = dict(settings, **{req["digest_key"]: wanted_digest}) if holds is None else settings.get(holds, {})
+        covers = holds is None or set(mismatches) <= {holds}
+        if holds is not None and holds not in settings:
+            continue
+        out.append({"option": option, "holds": holds, "covers": covers,
+                    "in_effect": covers and contains(current, part), "current": current})
+    return out
+
+
+def contains(actual, wanted):
+    if isinstance(wanted, dict):
+        return isinstance(actual, dict) and all(
+            k in actual and contains(actual[k], v) for k, v in wanted.items())
+    if isinstance(wanted, list) and isinstance(actual, (list, tuple)):
+        return len(actual) == len(wanted) and all(contains(a, w) for a, w in zip(actual, wanted))
+    return actual == wanted
+
+
+def plain(value):
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return repr(value)
+
+# JSON types each Celery option type accepts; None is always accepted (Celery's "unset").
+CELERY_TYPES = {"string": (str,), "str": (str,), "bool": (bool,), "int": (int,), "float": (int, float),
+                "dict": (dict,), "list": (list,), "tuple": (list,)}
+# SQLAlchemy engine options the role's defaults and their usual companions use.
+ENGINE_OPTION_TYPES = {"pool_pre_ping": (bool,), "pool_recycle": (int,), "pool_size": (int,),
+                       "max_overflow": (int,), "pool_timeout": (int, float), "pool_use_lifo": (bool,),
+                       "echo": (bool,)}
+
+
+def type_error(name, value, types):
+    if value is None or (isinstance(value, types) and not (isinstance(value, bool) and bool not in types)):
+        return None
+    return "%s is %s, but Celery wants %s" % (
+        name, json.dumps(value), " or ".join(t.__name__ for t in types))
+
+
+def setting_errors(settings, default_config):
+    import difflib
+    from celery.app.defaults import NAMESPACES, flatten
+    options = dict(flatten(NAMESPACES))
+    known = set(options) | set(default_config) | set(req["extra_setting_names"])
+    errors = []
+    for name, value in sorted(settings.items()):
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=3)
+            errors.append("%s is not a setting of Celery %s%s" % (
+                name, dist_version("celery"), " (did you mean %s?)" % ", ".join(close) if close else ""))
+            continue
+        types = CELERY_TYPES.get(getattr(options.get(name), "type", None))
+        problem = types and type_error(name, value, types)
+        if problem:
+            errors.append(problem)
+        if name == "database_engine_options" and isinstance(value, dict):
+            for key, item in sorted(value.items()):
+                problem = key in ENGINE_OPTION_TYPES and type_error(
+                    "database_engine_options.%s" % key, item, ENGINE_OPTION_TYPES[key])
+                if problem:
+                    errors.append(problem)
+    return errors
+
+# Seconds of connect timeout for the idle-timeout read: long enough for a remote server,
+# short enough that an unreachable one costs a rollout little.
+CONNECT_TIMEOUT = 5
+# The server variable that closes idle connections, by SQLAlchemy backend, and how to read
+# it as the worker's own connection sees it (per-user/per-database settings included).
+# pg_settings gives idle_session_timeout in ms whatever unit it was set in, and no row
+# before PostgreSQL 14, which has no such timeout.
+IDLE_TIMEOUT_QUERIES = {
+    "mysql": ("wait_timeout", "SELECT @@wait_timeout", 1),
+    "mariadb": ("wait_timeout", "SELECT @@wait_timeout", 1),
+    "postgresql": ("idle_session_timeout",
+                   "SELECT setting FROM pg_settings WHERE name = 'idle_session_timeout'", 1000),
+}
+
+
+def db_idle_timeout():
+    """The result-backend database's idle timeout in seconds (0: off), read the way the
+    worker reaches it, or the problem that stopped the read. Never the URL: it holds a password."""
+    secrets = []
+    try:
+        from airflow.configuration import conf as airflow_conf
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine.url import make_url
+        from sqlalchemy.pool import NullPool
+        # As the provider (and Airflow before it) does: the metadata database stands in for an
+        # unset result_backend; it sits in [core] before Airflow 2.3.
+        url = (airflow_conf.get("celery", "result_backend", fallback=None)
+               or airflow_conf.get("database", "sql_alchemy_conn", fallback=None)
+               or airflow_conf.get("core", "sql_alchemy_conn", fallback=None))
+        if not url:
+            return {"problem": "no [celery] result_backend or sql_alchemy_conn is set"}
+        parsed = make_url(url[3:] if url.startswith("db+") else url)
+        secrets = [str(parsed.password)] if parsed.password else []
+        backend = parsed.get_backend_name()
+        if backend not in IDLE_TIMEOUT_QUERIES:
+            return {"backend": backend, "problem": "the result backend is %s, not MySQL/MariaDB or PostgreSQL" % backend}
+        variable, query, per_second = IDLE_TIMEOUT_QUERIES[backend]
+        engine = create_engine(parsed, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT})
+        try:
+            with engine.connect() as connection:
+                value = int(connection.execute(text(query)).scalar() or 0)
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        message = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:300])
+        for secret in secrets:
+            message = message.replace(secret, "********")
+        return {"problem": "cannot read the server's idle timeout (%s)" % message}
+    # A timeout under a second still needs a pool_recycle of at least 1: report 1, not "off".
+    return {"backend": backend, "variable": variable,
+            "seconds": max(1, value // per_second) if value > 0 else 0}
+
+
+def broker(celery_app):
+    """A connection to the worker's broker, or an error at once: Celery's remote control
+    otherwise retries a broker that is down for as long as it takes."""
+    connection = celery_app.connection_for_write()
+    connection.ensure_connection(max_retries=1)
+    return connection
+
+
+def live_worker(node):
+    """What the running worker answers over its broker: whether it answers as `node`, and the
+    digest in the config it started with (inspect conf, the worker's own memory). Where it
+    does not answer, the nodes that do tell a wrong node name from a silent broker."""
+    out = {"node": node, "answered": False, "digest": None, "others": []}
+    try:
+        celery_app = app()[0]
+        with broker(celery_app) as connection:
+            control = celery_app.control
+
+            def ask(command):
+                return getattr(control.inspect(destination=[node], timeout=req["live_timeout"],
+                                               connection=connection), command)() or {}
+            replies = ask("conf")
+            if node not in replies:
+                # A worker that is still starting answers a moment later: ask once more if it
+                # is among those that answer a ping at all.
+                out["others"] = sorted(name for reply in control.ping(timeout=1.0, connection=connection) or []
+                                       for name in reply)
+                if node in out["others"]:
+                    out["others"] = []
+                    replies = ask("conf")
+            if node in replies:
+                out.update(answered=True, digest=(replies[node] or {}).get(req["digest_key"]))
+                out["active"] = ["%s[%s]" % (task.get("name"), task.get("id")) for task in ask("active").get(node) or []]
+    except Exception as exc:
+        out["problem"] = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:200])
+    return out
+
+
+def read_effective(settings, wanted_digest):
+    """The managed settings as the worker's Celery app holds them, compared with `settings`."""
+    out = {}
+    celery_app, out["app_module"] = app()
+    out["cfg_section"] = req["team"] + "=celery" if req["team"] else "celery"
+    conf = celery_app.conf
+    # The stale-connection settings are always reported, managed or not.
+    keys = set(settings) | {"database_engine_options", "database_short_lived_sessions"}
+    # Broker and backend URLs carry passwords: compared, never reported.
+    out["effective"] = {key: "********" if SECRET.search(key) and conf.get(key) else plain(conf.get(key))
+                        for key in sorted(keys)}
+    out["mismatches"] = sorted(key for key, value in settings.items() if not contains(conf.get(key), value))
+    out["config_options"] = team_conf().get("celery", "celery_config_options", fallback=None)
+    out["fallbacks"] = fallbacks(settings, out["mismatches"], wanted_digest)
+    out["acks_late"] = bool(conf.get("task_acks_late"))
+    out["visibility_timeout"] = (conf.get("broker_transport_options") or {}).get("visibility_timeout")
+    return out
+
+
+def facts(out):
+    """Versions, the module holding DEFAULT_CELERY_CONFIG, the settings' errors, the database's
+    idle timeout, the live worker's answer, and what a check would read now (`now`)."""
+    # Look for an installed module of the same name before Airflow puts its config
+    # folder on sys.path: such a module would win the import, or be shadowed by ours.
+    spec = importlib.util.find_spec(req["module_name"])
+    out["module_name_taken_by"] = spec.origin if spec is not None else None
+    import airflow  # noqa: F401  (fails here, with its own words, if the venv has no Airflow)
+    out["default_config_module"] = None
+    for path in req["default_config_modules"]:
+        try:
+            module = importlib.import_module(path)
+        except ModuleNotFoundError:
+            continue
+        if hasattr(module, "DEFAULT_CELERY_CONFIG"):
+            out["default_config_module"] = path
+            out["setting_errors"] = setting_errors(req["settings"], module.DEFAULT_CELERY_CONFIG)
+            break
+    # Only for input that passed: a host failing on its input need not wait for a database.
+    if not out["default_config_module"] or out["setting_errors"]:
+        return
+    if req["read_idle_timeout"]:
+        out["db_idle_timeout"] = db_idle_timeout()
+    if req["worker_active"]:
+        out["live"] = live_worker(req["node_name"] or "celery@" + out["hostname"])
+    # What the check would read if the run writes nothing, from this same import: the settings
+    # fitted and named by the role's own code (module_utils, sent in the request).
+    try:
+        shared = {}
+        exec(compile(req["settings_code"], "airflow_celery_config_settings.py", "exec"), shared)
+        fitted = shared["fit_pool_recycle"](req["settings"], out.get("db_idle_timeout"), req["read_idle_timeout"])[0]
+        fitted_digest = shared["digest"](fitted)
+        now = read_effective(fitted, fitted_digest)
+        now.update(digest=fitted_digest, versions=out["versions"], hostname=out["hostname"])
+        if "live" in out:
+            now["live"] = out["live"]
+        out["now"] = now
+    except Exception:
+        # The check reads it again and reports what fails.
+        out["now"] = None
+
+
+def check(out):
+    """The managed settings as the worker's app holds them, and the live worker's answer."""
+    out.update(read_effective(req["settings"], req["digest"]))
+    if req["worker_active"]:
+        out["live"] = live_worker(req["node_name"] or "celery@" + out["hostname"])
+
+
+def ping(out):
+    """Wait until the worker answers a Celery ping, then ask it for its digest."""
+    celery_app, _ = app()
+    node = req["node_name"] or "celery@" + out["hostname"]
+    out["node_name"] = node
+    deadline = time.time() + req["timeout"]
+    replies = []
+    while time.time() < deadline and not replies:
+        try:
+            with broker(celery_app) as connection:
+                replies = celery_app.control.ping(destination=[node], timeout=2.0, connection=connection)
+        except Exception as exc:
+            out["broker_problem"] = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:200])
+            time.sleep(1)
+    out["replies"] = plain(replies)
+    if replies:
+        out["live"] = live_worker(node)
+
+
+def main():
+    global req, SECRET
+    # `python -c` puts the working directory first on sys.path, where the airflow script the
+    # worker runs does not: a folder named "airflow" there (AIRFLOW_HOME!) would pass for Airflow.
+    if sys.path and sys.path[0] in ("", "."):
+        del sys.path[0]
+    req = json.load(sys.stdin)
+    SECRET = re.compile(req["secret_pattern"], re.IGNORECASE)
+    out = {"hostname": socket.gethostname()}
+    out["versions"] = {"airflow": dist_version("apache-airflow"), "celery": dist_version("celery"),
+                       "celery_provider": dist_version("apache-airflow-providers-celery")}
+    {"facts": facts, "check": check, "ping": ping}[req["mode"]](out)
+    print("\n" + json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

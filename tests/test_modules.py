@@ -1,0 +1,101 @@
+"""Each of the role's modules documents exactly the options it takes, with their types and
+defaults, and carries EXAMPLES and RETURN; and the code the facts, check and ping modules run
+in the worker's interpreter is a real file whose pure parts work on their own."""
+import ast
+import importlib
+import importlib.util
+import pathlib
+import sys
+import types
+
+import pytest
+import yaml
+
+ROLE = pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config"
+sys.path.insert(0, str(ROLE / "module_utils"))
+MODULES = sorted((ROLE / "library").glob("*.py"))
+
+
+def load(path):
+    """The module file, imported with the role's module_utils where Ansible would put them."""
+    import ansible.module_utils
+    # Those that import others of them last.
+    for util in sorted((ROLE / "module_utils").glob("*.py"), key=lambda util: "import (" in util.read_text()):
+        real = importlib.import_module(util.stem)
+        sys.modules["ansible.module_utils." + util.stem] = real
+        setattr(ansible.module_utils, util.stem, real)
+    spec = importlib.util.spec_from_file_location("role_" + path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def documented(options):
+    """{name: (type, default, suboptions)} of a DOCUMENTATION options block."""
+    return {name: (o.get("type", "str"), o.get("default"), documented(o["suboptions"]) if "suboptions" in o else None)
+            for name, o in options.items()}
+
+
+def specified(spec, with_suboptions):
+    return {name: (o.get("type", "str"), o.get("default"),
+                   specified(o["options"], True) if "options" in o and with_suboptions else None)
+            for name, o in spec.items()}
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.stem)
+def test_a_module_documents_the_options_it_takes(path):
+    module = load(path)
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    assert doc["module"] == path.stem
+    assert yaml.safe_load(module.EXAMPLES) and yaml.safe_load(module.RETURN)
+    options = documented(doc["options"])
+    # The check and the ping document `install` by pointing at the facts module, which lists its keys.
+    shared_install = "install" in options and options["install"][2] is None
+    assert options == specified(module.ARGUMENT_SPEC, not shared_install)
+    if shared_install:
+        facts = yaml.safe_load(load(ROLE / "library/airflow_celery_config_facts.py").DOCUMENTATION)
+        assert documented(facts["options"])["install"][2] == specified(module.ARGUMENT_SPEC["install"]["options"], True)
+
+
+def test_the_worker_modules_take_one_install_dict():
+    specs = [load(ROLE / ("library/airflow_celery_config_%s.py" % name)).ARGUMENT_SPEC["install"]
+             for name in ("facts", "check", "ping")]
+    assert specs[0] is specs[1] is specs[2]
+
+
+def child():
+    return importlib.import_module("airflow_celery_config_child")
+
+
+def test_the_child_runs_without_ansible_or_airflow_until_asked():
+    tree = ast.parse((ROLE / "module_utils/airflow_celery_config_child.py").read_text())
+    imported = {alias.name.split(".")[0] for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in node.names} | {node.module.split(".")[0] for node in tree.body
+                                            if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported <= {"importlib", "json", "re", "socket", "sys", "time"}
+
+
+def test_contains_compares_nested_settings_as_the_check_does():
+    contains = child().contains
+    assert contains({"pool_pre_ping": True, "pool_recycle": 4, "echo": False}, {"pool_pre_ping": True, "pool_recycle": 4})
+    assert not contains({"pool_pre_ping": True}, {"pool_pre_ping": True, "pool_recycle": 4})
+    assert contains(("a", "b"), ["a", "b"]) and not contains(["a"], ["a", "b"])
+    assert not contains(None, {"x": 1})
+
+
+@pytest.mark.parametrize("value, types_, problem", [
+    (True, (bool,), None), (None, (int,), None), (3, (int, float), None),
+    (True, (int,), "x is true, but Celery wants int"), ("3", (int,), "x is \"3\", but Celery wants int"),
+])
+def test_a_value_of_the_wrong_type_is_named(value, types_, problem):
+    assert child().type_error("x", value, types_) == problem
+
+
+def test_versions_compare_as_numbers():
+    assert child().version_tuple("3.10.0") > child().version_tuple("3.3.1")
+    assert child().version_tuple(None) == ()
+
+
+def test_a_value_json_cannot_carry_is_shown_as_its_repr():
+    assert child().plain({"a": (1, 2)}) == {"a": [1, 2]}
+    assert child().plain(types.SimpleNamespace).startswith("<class")
