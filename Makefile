@@ -42,6 +42,7 @@ demo-destroy: setup
 lint: setup
 	yamllint .
 	ansible-lint
+	flake8 roles/airflow_celery_config/library roles/airflow_celery_config/module_utils tests benchmarks scripts
 
 unit: setup
 	python -m pytest -q tests

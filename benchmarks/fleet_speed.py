@@ -193,8 +193,8 @@ def main():
                 data[n] = bench_size(n, args, fleet, log_dir)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 # Say what happened at this size and keep the sizes measured so far.
-                print("N=%d failed after %.0f s: %s %s" % (n, time.monotonic() - start, exc,
-                                                          getattr(exc, "stderr", "") or ""), flush=True)
+                print("N=%d failed after %.0f s: %s %s" % (
+                    n, time.monotonic() - start, exc, getattr(exc, "stderr", "") or ""), flush=True)
                 failed = True
                 break
             print("N=%d done in %.0f s" % (n, time.monotonic() - start), flush=True)

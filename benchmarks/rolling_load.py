@@ -272,8 +272,8 @@ def print_report(info, args):
     left = info["left"]
     print("\n| sent | succeeded | failed | missing | ran twice | left in the broker (queued + unacknowledged) |")
     print("|---|---|---|---|---|---|")
-    print("| %d | %d | %d | %d | %d | %d |" % (c["sent"], c["succeeded"], c["failed"], c["missing"], c["ran_twice"],
-                                            left["queued"] + left["unacknowledged"]))
+    print("| %d | %d | %d | %d | %d | %d |" % (
+        c["sent"], c["succeeded"], c["failed"], c["missing"], c["ran_twice"], left["queued"] + left["unacknowledged"]))
     print("\n| worker | batch s | restart + ping s | stop began (s into rollout) | stop took s"
           " | not consuming s | tasks running at stop | restored to queue | processes killed | executions |")
     print("|---|---|---|---|---|---|---|---|---|---|")

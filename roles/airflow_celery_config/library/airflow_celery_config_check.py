@@ -22,7 +22,9 @@ options:
   install:
     type: dict
     required: true
-    description: The worker install; the same dict as the O(airflow_celery_config_facts#module:install) option of M(airflow_celery_config_facts), whose documentation lists its keys.
+    description: >-
+      The worker install; the same dict as the O(airflow_celery_config_facts#module:install) option of
+      M(airflow_celery_config_facts), whose documentation lists its keys.
   warn_restart:
     type: bool
     default: false
@@ -50,7 +52,10 @@ RETURN = r"""
 versions: {description: airflow, celery and celery_provider versions in the worker's venv., returned: always, type: dict}
 reused: {description: Whether O(reuse) answered instead of a new read., returned: always, type: bool}
 app_module: {description: Where the worker's app comes from., returned: always, type: str}
-cfg_section: {description: "The airflow.cfg section the worker's Celery settings come from (C(celery), or C(NAME=celery) for a team).", returned: always, type: str}
+cfg_section:
+  description: The airflow.cfg section the worker's Celery settings come from (C(celery), or C(NAME=celery) for a team).
+  returned: always
+  type: str
 effective: {description: The managed and the stale-connection settings as the app holds them (credentials masked)., returned: always, type: dict}
 mismatch_reasons: {description: Why the worker's app would not run the managed settings (empty if it does)., returned: always, type: list}
 fallbacks:

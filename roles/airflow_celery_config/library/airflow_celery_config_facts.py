@@ -74,8 +74,16 @@ check_mode: {description: Whether the run is in check mode (a play's check_mode 
 cfg: {description: "airflow.cfg: exists, value (of [celery] celery_config_options), duplicates.", returned: always, type: dict}
 module_dir_exists: {description: Whether the module's folder exists., returned: always, type: bool}
 default_config_module: {description: The module holding DEFAULT_CELERY_CONFIG., returned: always, type: str}
-db_idle_timeout: {description: "The server's idle timeout (backend, variable, seconds) or the problem that stopped the read.", returned: with read_idle_timeout, type: dict}
-fitted_pool_recycle: {description: "The pool_recycle chosen below the server's idle timeout, or null where the configured one stays. Only this, not the settings: Ansible masks a returned credential, which the role would then write.", returned: always, type: int}
+db_idle_timeout:
+  description: The server's idle timeout (backend, variable, seconds) or the problem that stopped the read.
+  returned: with read_idle_timeout
+  type: dict
+fitted_pool_recycle:
+  description:
+    - The pool_recycle chosen below the server's idle timeout, or null where the configured one stays.
+    - Only this, not the settings, since Ansible masks a returned credential, which the role would then write.
+  returned: always
+  type: int
 recycle_report: {description: One line on the server's idle timeout and the pool_recycle chosen., returned: always, type: str}
 digest: {description: Names the managed settings; the module puts it in the worker's Celery config., returned: always, type: str}
 digest_key: {description: The key of the worker's Celery config that carries the digest., returned: always, type: str}

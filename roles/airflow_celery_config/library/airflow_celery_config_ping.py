@@ -17,7 +17,9 @@ options:
   install:
     type: dict
     required: true
-    description: The worker install; the same dict as the O(airflow_celery_config_facts#module:install) option of M(airflow_celery_config_facts), whose documentation lists its keys.
+    description: >-
+      The worker install; the same dict as the O(airflow_celery_config_facts#module:install) option of
+      M(airflow_celery_config_facts), whose documentation lists its keys.
 author: airflow_celery_config contributors
 """
 

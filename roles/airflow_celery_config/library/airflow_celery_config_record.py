@@ -71,7 +71,10 @@ EXAMPLES = r"""
 RETURN = r"""
 holds: {description: Whether the record still describes the running worker., returned: without save, type: bool}
 why: {description: Why it does not (what changed since the record, or that there is none)., returned: without save and holds false, type: str}
-report: {description: The recorded report, as a run that writes and restarts nothing gives it (airflow_imports 0, check recorded)., returned: without save and holds true, type: dict}
+report:
+  description: The recorded report, as a run that writes and restarts nothing gives it (airflow_imports 0, check recorded).
+  returned: without save and holds true
+  type: dict
 path: {description: The record's file., returned: always, type: str}
 recorded_at: {description: When the record was made (UTC)., returned: when holds is true or with save, type: str}
 """
@@ -219,7 +222,7 @@ def main():
         result["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if not module.check_mode:
             save(path, {"version": RECORD_VERSION, "recorded_at": result["recorded_at"],
-                                "fingerprint": now, "process": process, "report": report})
+                        "fingerprint": now, "process": process, "report": report})
         module.exit_json(**result)
     record, why = load(path)
     if record is not None:

@@ -110,6 +110,7 @@ def plain(value):
     except (TypeError, ValueError):
         return repr(value)
 
+
 # JSON types each Celery option type accepts; None is always accepted (Celery's "unset").
 CELERY_TYPES = {"string": (str,), "str": (str,), "bool": (bool,), "int": (int,), "float": (int, float),
                 "dict": (dict,), "list": (list,), "tuple": (list,)}
@@ -149,6 +150,7 @@ def setting_errors(settings, default_config):
                 if problem:
                     errors.append(problem)
     return errors
+
 
 # Seconds of connect timeout for the idle-timeout read: long enough for a remote server,
 # short enough that an unreachable one costs a rollout little.

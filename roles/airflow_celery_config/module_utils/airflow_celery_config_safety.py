@@ -21,6 +21,7 @@ SECRET = re.compile(SECRET_PATTERN, re.IGNORECASE)
 # Shorter strings would mask every occurrence of common words or digits in the output.
 MIN_SECRET_LENGTH = 4
 
+
 def _leaves(value):
     if isinstance(value, dict):
         for item in value.values():
