@@ -93,12 +93,14 @@ try:
     from ansible.module_utils.airflow_celery_config_record import RECORD_VERSION, fingerprint, holds, recorded_report, sha256
     from ansible.module_utils.airflow_celery_config_unit import (
         UnitError, newest_mtime, run_python, start_time, systemd_unit, unit_user, worker_process_env, working_directory)
+    from ansible.module_utils.airflow_celery_config_worker import INSTALL_OPTIONS
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils import airflow_celery_config_installed as installed_script
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_record import (
         RECORD_VERSION, fingerprint, holds, recorded_report, sha256)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import (
         UnitError, newest_mtime, run_python, start_time, systemd_unit, unit_user, worker_process_env, working_directory)
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import INSTALL_OPTIONS
 
 # Seconds the interpreter gets to list what it imports from.
 INTERPRETER_TIMEOUT = 60
@@ -189,15 +191,10 @@ def save(path, record):
 
 
 ARGUMENT_SPEC = dict(
+    # The keys of the worker modules' install option it reads; the drop-in is always named here.
     install=dict(type="dict", required=True, options=dict(
-        python=dict(type="path", required=True),
-        airflow_home=dict(type="path", required=True),
-        cfg_path=dict(type="path", required=True),
-        service=dict(type="str", required=True),
-        module_dir=dict(type="path", required=True),
-        module_name=dict(type="str", required=True),
-        dropin_path=dict(type="path", required=True),
-    )),
+        {key: INSTALL_OPTIONS[key] for key in ("python", "airflow_home", "cfg_path", "service", "module_dir", "module_name")},
+        dropin_path=dict(type="path", required=True))),
     inputs_digest=dict(type="str", required=True),
     save=dict(type="dict", default=None),
     dir=dict(type="path", default="/var/lib/airflow_celery_config"),
