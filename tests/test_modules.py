@@ -99,3 +99,31 @@ def test_versions_compare_as_numbers():
 def test_a_value_json_cannot_carry_is_shown_as_its_repr():
     assert child().plain({"a": (1, 2)}) == {"a": [1, 2]}
     assert child().plain(types.SimpleNamespace).startswith("<class")
+
+
+def option(type_):
+    return types.SimpleNamespace(type=type_)
+
+
+CELERY_OPTIONS = {"worker_prefetch_multiplier": option("int"), "result_expires": option("float"),
+                  "database_engine_options": option("dict"), "task_acks_late": option("bool")}
+
+
+def test_an_unknown_setting_is_named_with_close_matches():
+    errors = child().check_settings({"worker_prefetch_multiplyer": 2}, CELERY_OPTIONS, set(), "5.6.3")
+    assert errors == ["worker_prefetch_multiplyer is not a setting of Celery 5.6.3 (did you mean worker_prefetch_multiplier?)"]
+
+
+def test_names_airflow_or_the_operator_add_are_known():
+    assert child().check_settings({"broker_url": "x", "my_ext_setting": 1}, CELERY_OPTIONS,
+                                  {"broker_url", "my_ext_setting"}, "5.6.3") == []
+
+
+def test_values_of_the_wrong_type_are_named_engine_options_too():
+    errors = child().check_settings(
+        {"worker_prefetch_multiplier": "2", "task_acks_late": 1, "result_expires": 3,
+         "database_engine_options": {"pool_pre_ping": "yes", "pool_recycle": 1800, "connect_args": {}}},
+        CELERY_OPTIONS, set(), "5.6.3")
+    assert errors == ["database_engine_options.pool_pre_ping is \"yes\", but Celery wants bool",
+                      "task_acks_late is 1, but Celery wants bool",
+                      "worker_prefetch_multiplier is \"2\", but Celery wants int"]

@@ -128,16 +128,24 @@ def type_error(name, value, types):
 
 
 def setting_errors(settings, default_config):
-    import difflib
+    """What is wrong with the managed settings, for this host's Celery and Airflow."""
     from celery.app.defaults import NAMESPACES, flatten
-    options = dict(flatten(NAMESPACES))
-    known = set(options) | set(default_config) | set(req["extra_setting_names"])
+    return check_settings(settings, dict(flatten(NAMESPACES)), set(default_config) | set(req["extra_setting_names"]),
+                          dist_version("celery"))
+
+
+def check_settings(settings, options, also_known, celery_version):
+    """Unknown names (with close matches) and values of the wrong type. `options` are Celery's
+    own ({name: Option with .type}); `also_known` the names Airflow's default config and the
+    operator add."""
+    import difflib
+    known = set(options) | set(also_known)
     errors = []
     for name, value in sorted(settings.items()):
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=3)
             errors.append("%s is not a setting of Celery %s%s" % (
-                name, dist_version("celery"), " (did you mean %s?)" % ", ".join(close) if close else ""))
+                name, celery_version, " (did you mean %s?)" % ", ".join(close) if close else ""))
             continue
         types = CELERY_TYPES.get(getattr(options.get(name), "type", None))
         problem = types and type_error(name, value, types)
