@@ -92,14 +92,16 @@ try:
     from ansible.module_utils import airflow_celery_config_installed as installed_script
     from ansible.module_utils.airflow_celery_config_record import RECORD_VERSION, fingerprint, holds, recorded_report, sha256
     from ansible.module_utils.airflow_celery_config_unit import (
-        UnitError, newest_mtime, run_python, start_time, systemd_unit, unit_user, worker_process_env, working_directory)
+        UnitError, env_file_entry, exec_argv, newest_mtime, run_python, start_time, systemd_unit, unit_user, worker_process_env,
+        working_directory)
     from ansible.module_utils.airflow_celery_config_worker import INSTALL_OPTIONS
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils import airflow_celery_config_installed as installed_script
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_record import (
         RECORD_VERSION, fingerprint, holds, recorded_report, sha256)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import (
-        UnitError, newest_mtime, run_python, start_time, systemd_unit, unit_user, worker_process_env, working_directory)
+        UnitError, env_file_entry, exec_argv, newest_mtime, run_python, start_time, systemd_unit, unit_user, worker_process_env,
+        working_directory)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import INSTALL_OPTIONS
 
 # Seconds the interpreter gets to list what it imports from.
@@ -133,7 +135,7 @@ def read_host(module, p):
     user = unit_user(props, p["service"])
     paths = [os.path.join(p["module_dir"], p["module_name"] + ".py"), p["cfg_path"], p["dropin_path"],
              props.get("FragmentPath")] + props.get("DropInPaths", "").split()
-    paths += [entry.partition(" (ignore_errors=")[0] for entry in props["EnvironmentFiles"]]
+    paths += [env_file_entry(entry)[0] for entry in props["EnvironmentFiles"]]
     paths = [path for path in paths if path]
     home = unit_env.get("AIRFLOW_HOME", p["airflow_home"])
     answer, problem = run_python(p["python"], inspect.getsource(installed_script), {},
@@ -144,7 +146,7 @@ def read_host(module, p):
     unit = {key: props.get(key) for key in ("User", "Group", "Environment", "WorkingDirectory", "FragmentPath", "DropInPaths")}
     unit["EnvironmentFiles"] = props["EnvironmentFiles"]
     # The command only: systemd prints the running process's pid and times beside it.
-    unit["ExecStart"] = [re.sub(r" ; (start_time|stop_time|pid|code|status)=.*", "", entry) for entry in props["ExecStart"]]
+    unit["ExecStart"] = [exec_argv(entry) for entry in props["ExecStart"]]
     now = fingerprint(p["inputs_digest"], {path: file_facts(path) for path in paths}, unit, answer)
     try:
         with open("/proc/sys/kernel/random/boot_id") as handle:

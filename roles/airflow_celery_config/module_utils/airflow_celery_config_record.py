@@ -24,10 +24,10 @@ def sha256(data):
 
 def fingerprint(inputs, files, unit, interpreter):
     """The parts a worker's Celery config is decided by, each named for a reader:
-    `inputs` the role's own inputs (kept as a digest only: they hold credentials), `files`
+    `inputs` the digest of the role's own inputs (never the inputs: they hold credentials), `files`
     {path: content digest, owners and modes}, `unit` the unit's loaded properties that decide
     the worker's command and environment, `interpreter` the worker's Python and what it imports from."""
-    return {"the role's inputs": sha256(inputs), "files": files, "the unit": unit,
+    return {"the role's inputs": inputs, "files": files, "the unit": unit,
             "the worker's Python and its installed packages": sha256(interpreter)}
 
 
