@@ -6,6 +6,9 @@ services container (MariaDB + Redis, the broker the restarted workers must answe
 prepares them with molecule/shared/prepare.yml, and times, with the same forks:
 
   ping      ansible -m ansible.builtin.ping over the N workers: the floor
+  import    ansible -m ansible.builtin.command over the N workers, each building its worker's
+            Celery app in the venv as the unit's user: what one read through the app costs the
+            fleet at once, the least any check through it costs
   converge    first playbooks/site.yml run, all hosts in one batch, restarts off
   restart     site.yml after a settings change, restarts on, all hosts in one batch: the workers
               end in sync and recorded
@@ -108,6 +111,14 @@ def bench_size(n, args, fleet, log_dir):
     ping = sorted(pings, key=lambda r: r["seconds"])[1]
     ping["label"] = "ping"
     steps.append(ping)
+    read_app = ("runuser -u airflow -- env AIRFLOW_HOME=%s %s/bin/python -c "
+                "'from airflow.providers.celery.executors.celery_executor import app; app.conf.database_engine_options'"
+                % (HOME, VENV))
+    one_import = runner.run("n%02d-import" % n, ["ansible", "-i", str(inv_path), "airflow_workers", "-m", "ansible.builtin.command",
+                                                 "-a", read_app])
+    one_import["label"] = "import"
+    one_import["imports"] = {h: 1 for h in fleet.workers(n)}
+    steps.append(one_import)
     audit = ["ansible-playbook", "-i", str(inv_path), "playbooks/audit.yml"]
     # The first run writes with restarts off (its own cost); the settings change restarts every
     # worker in one batch and leaves them in sync, recorded; the no-op and the audits are then
@@ -127,7 +138,7 @@ def bench_size(n, args, fleet, log_dir):
         steps.append(step)
     for step in steps:
         src = log_dir / ("%s.log" % step["label"])
-        if step["label"] != "ping":
+        if step["label"] not in ("ping", "import"):
             src.rename(log_dir / ("n%02d-%s.log" % (n, step["label"])))
         info.setdefault("steps", []).append({k: v for k, v in step.items() if k != "output"})
     return info
@@ -145,7 +156,7 @@ def print_table(sizes, data, forks, fleet):
     for n in sizes:
         steps = {s["label"]: s for s in data[n]["steps"]}
         ping = steps["ping"]["seconds"]
-        for label in ("ping", "converge", "restart", "noop", "audit", "audit_full"):
+        for label in ("ping", "import", "converge", "restart", "noop", "audit", "audit_full"):
             s = steps[label]
             base = {x["label"]: x for x in data[first]["steps"]}[label]["seconds"]
             changed = sum(1 for h in hosts_of[n] if s["recap"].get(h, [0, 0])[1] > 0)
