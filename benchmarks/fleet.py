@@ -92,13 +92,15 @@ class Fleet:
         # JSON is YAML: the inventory plugin reads it as such.
         path.write_text(json.dumps(inv, indent=1))
 
-    def wait_ready(self, names, timeout=600):
-        """Waits until each worker has logged "celery@<host> ready."; seconds it took."""
+    def wait_ready(self, names, timeout=600, since=None):
+        """Waits until each worker has logged "celery@<host> ready." (after `since`, a Unix time,
+        if given); seconds it took."""
         start = time.monotonic()
         waiting = set(names)
+        after = ["--since", "@%d" % since] if since else []
         while waiting and time.monotonic() - start < timeout:
             for name in sorted(waiting):
-                log = sh(["docker", "exec", name, "journalctl", "-u", "airflow-worker", "-o", "cat", "--no-pager"],
+                log = sh(["docker", "exec", name, "journalctl", "-u", "airflow-worker", "-o", "cat", "--no-pager", *after],
                          check=False).stdout
                 if READY.search(log):
                     waiting.discard(name)

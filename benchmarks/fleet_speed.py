@@ -16,6 +16,8 @@ prepares them with molecule/shared/prepare.yml, and times, with the same forks:
               (serial: 1): every record holds
   audit       playbooks/audit.yml (check mode + summary), as the README gives it
   audit_full  the same with airflow_celery_config_full_check=true: every worker read through its app
+  own_restart ansible -m ansible.builtin.systemd_service restarting the N workers at once, until each
+              has logged "ready." again: the workers' own restart time, without the role
 
 Own container names (acc-bench-*), label and network (acc-bench-net), so it never touches
 Molecule's; removed at the end, also on failure. Run it under the shared lock:
@@ -136,9 +138,18 @@ def bench_size(n, args, fleet, log_dir):
         workers = json.loads(table.read_text())["workers"] if table.exists() else []
         step["imports"] = {w["worker"]: int(w.get("airflow_imports", 0)) for w in workers}
         steps.append(step)
+    # The workers' own restart, the reference of the restart step: the unit restarted, then
+    # each worker's "ready." after it (to the second: journalctl's --since).
+    since = int(time.time())
+    restart_units = ["ansible", "-i", str(inv_path), "airflow_workers", "-m", "ansible.builtin.systemd_service",
+                     "-a", "name=airflow-worker state=restarted"]
+    own = runner.run("n%02d-own_restart" % n, restart_units)
+    own["seconds"] += fleet.wait_ready(fleet.workers(n), since=since)
+    own["label"] = "own_restart"
+    steps.append(own)
     for step in steps:
         src = log_dir / ("%s.log" % step["label"])
-        if step["label"] not in ("ping", "import"):
+        if step["label"] not in ("ping", "import", "own_restart"):
             src.rename(log_dir / ("n%02d-%s.log" % (n, step["label"])))
         info.setdefault("steps", []).append({k: v for k, v in step.items() if k != "output"})
     return info
@@ -156,7 +167,7 @@ def print_table(sizes, data, forks, fleet):
     for n in sizes:
         steps = {s["label"]: s for s in data[n]["steps"]}
         ping = steps["ping"]["seconds"]
-        for label in ("ping", "import", "converge", "restart", "noop", "audit", "audit_full"):
+        for label in ("ping", "import", "converge", "restart", "own_restart", "noop", "audit", "audit_full"):
             s = steps[label]
             base = {x["label"]: x for x in data[first]["steps"]}[label]["seconds"]
             changed = sum(1 for h in hosts_of[n] if s["recap"].get(h, [0, 0])[1] > 0)
