@@ -25,7 +25,7 @@ RESTART_PROOF_VERSIONS ?= 3.3.2 1.10.15
 CONTROL_NODES ?=
 export ACC_CONTROL_NODES := $(CONTROL_NODES)
 
-.PHONY: setup images demo demo-destroy lint unit test test-versions test-scenarios
+.PHONY: setup images demo demo-destroy lint unit test test-lane-matrix test-lane-scenarios test-versions test-scenarios
 
 setup:
 	scripts/setup.sh
@@ -57,8 +57,6 @@ unit: setup
 # scenarios run.
 SCENARIOS ?= bad_input multi_install fallback postgres native restarts hosts
 LATE_SCENARIOS ?= postgres hosts
-
-.PHONY: test-lane-matrix test-lane-scenarios
 
 test: lint unit
 	$(MAKE) --no-print-directory -j2 test-lane-matrix test-lane-scenarios
