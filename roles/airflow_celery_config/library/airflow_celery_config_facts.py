@@ -119,6 +119,10 @@ except ImportError:
 ARGUMENT_SPEC = dict(install=INSTALL_SPEC)
 # Seconds after its start within which a worker that does not answer yet may still be starting.
 WORKER_START_GRACE = 30
+# Seconds to wait for a silent worker before its node name is called wrong. A worker that lost
+# its broker retries on Celery's back-off, up to 30 s apart, so after a broker outage it can stay
+# silent that long while workers that kept their connection answer at once.
+RECONNECT_WAIT = 35
 
 
 def readable_by(user, path):
@@ -205,12 +209,19 @@ def main():
     result["digest_key"] = DIGEST_KEY
     live = result.get("live") or {}
     started = start_time(worker.props.get("ExecMainStartTimestampMonotonic"))
-    # Other workers answer, this one does not, though it has had time to start: its name is wrong.
+    # Other workers answer, this one does not, though it has had time to start: its name is
+    # wrong, unless it answers within one reconnect back-off.
     if live.get("others") and not live["answered"] and started and time.time() - started > WORKER_START_GRACE:
-        module.fail_json(msg="airflow_celery_config_node_name: no worker answers as %s, though the unit %s is "
-                             "active and the broker carries answers from %s: set it to the name this host's "
-                             "worker runs as (its --celery-hostname; empty means celery@<hostname>)"
-                             % (live["node"], p["service"], ", ".join(live["others"])))
+        pinged = worker.ask("ping", timeout=RECONNECT_WAIT).get("live") or {}
+        if not pinged.get("answered"):
+            module.fail_json(msg="airflow_celery_config_node_name: no worker answers as %s within %d s, though the "
+                                 "unit %s is active and the broker carries answers from %s: set it to the name "
+                                 "this host's worker runs as (its --celery-hostname; empty means celery@<hostname>); "
+                                 "if it already is, the worker takes no messages from the broker: see its journal"
+                                 % (live["node"], RECONNECT_WAIT, p["service"], ", ".join(live["others"])))
+        result["live"] = pinged
+        if result.get("now"):
+            result["now"]["live"] = pinged
     problem = (result.get("db_idle_timeout") or {}).get("problem")
     if problem:
         # The configured pool_recycle still applies: a rollout must not stop here.
