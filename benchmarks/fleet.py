@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -121,6 +122,9 @@ class Runner:
 
     def env(self, count_file):
         env = dict(os.environ)
+        # The Ansible commands of the interpreter running the benchmark (.venv/bin/python
+        # benchmarks/...), whether or not that venv is on the caller's PATH.
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
         env.update({
             "ANSIBLE_FORKS": str(self.forks),
             "ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "benchmarks" / "callback_plugins"),
