@@ -16,8 +16,16 @@ prepares them with molecule/shared/prepare.yml, and times, with the same forks:
               (serial: 1): every record holds
   audit       playbooks/audit.yml (check mode + summary), as the README gives it
   audit_full  the same with airflow_celery_config_full_check=true: every worker read through its app
+  rolling     site.yml after another settings change, as the README gives it (serial: 1): every
+              worker changed and restarted, one host at a time
   own_restart ansible -m ansible.builtin.systemd_service restarting the N workers at once, until each
               has logged "ready." again: the workers' own restart time, without the role
+  own_restart_one  the same for the first worker alone, its neighbours running: what one host's
+              restart costs in a rolling change
+
+Below each size's table it also prints the role's restart step (its handler: the unit restarted,
+then the wait for the worker's Celery ping and digest) in `restart` against own_restart, and its
+mean per host in `rolling` against own_restart_one.
 
 Own container names (acc-bench-*), label and network (acc-bench-net), so it never touches
 Molecule's; removed at the end, also on failure. Run it under the shared lock:
@@ -44,6 +52,17 @@ from fleet import HOME, VENV, Fleet, Runner, sh
 # The role's two probe tasks: facts (imports Airflow on every run), then effective (imports it
 # again only after a write; the report's airflow_imports counts them).
 PROBE_TASKS = ("Probe the Airflow install of the worker", "Read the settings the worker's Celery app runs with")
+# The role's restart step: the task that runs its handler (tasks/restart_if_needed.yml), whose
+# wall time holds the unit's restart and the wait until the worker answers a Celery ping and
+# gives its digest (tasks/restart.yml). Compared with own_restart.
+RESTART_TASK = "Restart the worker now if anything changed"
+
+
+def restart_step_seconds(tasks):
+    """Wall seconds of the role's restart step over all hosts of a run (one batch: every host
+    restarts in the same step), or None if the run has none."""
+    found = [t["seconds"] for t in tasks if t["name"].endswith(RESTART_TASK)]
+    return sum(found) if found else None
 
 
 def per_host(values, hosts):
@@ -131,7 +150,8 @@ def bench_size(n, args, fleet, log_dir):
                        ("noop", site + ["-e", '{"airflow_celery_config_settings": {"worker_prefetch_multiplier": 2}}']),
                        ("audit", audit + ["-e", '{"airflow_celery_config_settings": {"worker_prefetch_multiplier": 2}}']),
                        ("audit_full", audit + ["-e", '{"airflow_celery_config_settings": {"worker_prefetch_multiplier": 2}}',
-                                               "-e", "airflow_celery_config_full_check=true"])):
+                                               "-e", "airflow_celery_config_full_check=true"]),
+                       ("rolling", site + ["-e", '{"airflow_celery_config_settings": {"worker_prefetch_multiplier": 3}}'])):
         # The summary's JSON table carries each worker's report, its airflow_imports included.
         table = log_dir / ("n%02d-%s.json" % (n, label))
         step = runner.run(label, cmd + ["-e", "airflow_celery_config_audit_json=%s" % table])
@@ -147,9 +167,15 @@ def bench_size(n, args, fleet, log_dir):
     own["seconds"] += fleet.wait_ready(fleet.workers(n), since=since)
     own["label"] = "own_restart"
     steps.append(own)
+    first = fleet.workers(n)[0]
+    since = int(time.time())
+    own_one = runner.run("n%02d-own_restart_one" % n, restart_units + ["--limit", first])
+    own_one["seconds"] += fleet.wait_ready([first], since=since)
+    own_one["label"] = "own_restart_one"
+    steps.append(own_one)
     for step in steps:
         src = log_dir / ("%s.log" % step["label"])
-        if step["label"] not in ("ping", "import", "own_restart"):
+        if step["label"] not in ("ping", "import", "own_restart", "own_restart_one"):
             src.rename(log_dir / ("n%02d-%s.log" % (n, step["label"])))
         info.setdefault("steps", []).append({k: v for k, v in step.items() if k != "output"})
     return info
@@ -167,7 +193,8 @@ def print_table(sizes, data, forks, fleet):
     for n in sizes:
         steps = {s["label"]: s for s in data[n]["steps"]}
         ping = steps["ping"]["seconds"]
-        for label in ("ping", "import", "converge", "restart", "own_restart", "noop", "audit", "audit_full"):
+        for label in ("ping", "import", "converge", "restart", "own_restart", "noop", "audit", "audit_full", "rolling",
+                      "own_restart_one"):
             s = steps[label]
             base = {x["label"]: x for x in data[first]["steps"]}[label]["seconds"]
             changed = sum(1 for h in hosts_of[n] if s["recap"].get(h, [0, 0])[1] > 0)
@@ -176,6 +203,16 @@ def print_table(sizes, data, forks, fleet):
                 n, label, s["seconds"], s["seconds"] / ping, s["seconds"] / base, probes,
                 per_host(s["execs"], hosts_of[n]), per_host(s["results"], hosts_of[n]),
                 per_host(s.get("imports", {}), hosts_of[n]), "%d/%d" % (changed, n), s["rc"]))
+        batch = restart_step_seconds(steps["restart"]["tasks"])
+        own = steps["own_restart"]["seconds"]
+        if batch is not None:
+            print("%4s the role's restart step (its handler: unit restarted, then the Celery ping and digest), one batch:"
+                  " %.1f s against own_restart %.1f s, %+.1f s, %+.1f s per host" % ("", batch, own, batch - own, (batch - own) / n))
+        rolling = restart_step_seconds(steps["rolling"]["tasks"])
+        own_one = steps["own_restart_one"]["seconds"]
+        if rolling is not None:
+            print("%4s the same in rolling (serial: 1): %.1f s per host (%.1f s over %d hosts) against own_restart_one %.1f s, %+.1f s"
+                  % ("", rolling / n, rolling, n, own_one, rolling / n - own_one))
         print("%4s prepare %.0f s, workers ready %.0f s later (not timed); memory: fleet took %.0f MiB of the host's, %.0f MiB still available;"
               " one worker's Airflow processes %.0f MiB RSS" % (
                   "", data[n]["prepare_seconds"], data[n].get("ready_seconds", 0), data[n]["host_mem_used_mib"], data[n]["mem_available_mib"],
@@ -183,7 +220,7 @@ def print_table(sizes, data, forks, fleet):
     for n in sizes:
         print("\nSlowest tasks at N=%d (wall seconds over all hosts):" % n)
         for s in data[n]["steps"]:
-            if s["label"] in ("noop", "audit", "audit_full", "restart"):
+            if s["label"] in ("noop", "audit", "audit_full", "restart", "rolling"):
                 top = sorted(s["tasks"], key=lambda t: -t["seconds"])[:4]
                 print("  %-8s %s" % (s["label"], "; ".join("%s %.1f" % (t["name"], t["seconds"]) for t in top)))
     cost = data[first].get("exec_cost")
