@@ -59,8 +59,8 @@ RESTART_TASK = "Restart the worker now if anything changed"
 
 
 def restart_step_seconds(tasks):
-    """Wall seconds of the role's restart step over all hosts of a run (one batch: every host
-    restarts in the same step), or None if the run has none."""
+    """Wall seconds of the role's restart step in a run, summed over its batches (one batch
+    restarts every host in one step; serial: 1 has a step per host), or None if it has none."""
     found = [t["seconds"] for t in tasks if t["name"].endswith(RESTART_TASK)]
     return sum(found) if found else None
 
