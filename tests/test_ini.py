@@ -1,13 +1,13 @@
-"""The airflow.cfg edit reads the file as Airflow's configparser does and changes one line."""
+"""The role reads airflow.cfg as Airflow's configparser does, and its edit changes one line."""
 import configparser
-import pathlib
 import sys
 
 import pytest
+from test_modules import ROLE, load
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
+sys.path.insert(0, str(ROLE / "module_utils"))
 
-from airflow_celery_config_ini import IniError, get_option, set_option  # noqa: E402
+from airflow_celery_config_ini import IniError, read_options, set_option  # noqa: E402
 
 WANTED = "my_celery_config.CELERY_CONFIG"
 
@@ -102,7 +102,7 @@ def test_a_second_run_changes_nothing():
     for text in ("[core]\r\na = 1", "[celery]\n# celery_config_options = x\n", "[celery]\nCelery_Config_Options=y"):
         once, _ = set_option(text, "celery", "celery_config_options", WANTED)
         assert set_option(once, "celery", "celery_config_options", WANTED) == (once, "unchanged")
-        assert get_option(once, "celery", "celery_config_options") == WANTED
+        assert [value for _, value in read_options(once)[("celery", "celery_config_options")]] == [WANTED]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -117,3 +117,54 @@ def test_what_airflow_refuses_is_refused_not_edited(text, message):
 def test_a_value_must_be_one_line():
     with pytest.raises(IniError, match="one line"):
         set_option("[celery]\n", "celery", "celery_config_options", "a\nb")
+
+
+# Files ConfigParser reads without an error: mixed-case sections, `:` and `=`, spaces around
+# names, indented lines that continue a value (with blank and comment lines among them, or
+# what looks like a section header), an indented first option, inline comments, team sections, CRLF.
+SAMPLES = [
+    "[core]\nexecutor = CeleryExecutor\n[celery]\ncelery_config_options = " + WANTED + "\n",
+    "[Celery]\ncelery_config_options = other.CONF\n[celery]\nCelery_Config_Options:" + WANTED + "\n",
+    "[celery]\n  broker_url = redis://x\n    celery_config_options = part.of.broker_url\nresult_backend : db+mysql://x\n",
+    "[celery]\ncelery_config_options = a\n\n  b\n# not part of it\n  c\n\n\nworker_concurrency = 16\n",
+    "[celery]\ncelery_config_options = a # an inline comment stays\nflower_url_prefix =\n  ; an indented comment\n",
+    "# a comment before any section\n[ celery ]\nx = 1\n[team1=celery]\nEXTRA_celery_config = {\"a\": 1}\n",
+    "[core]\r\nA = 1\r\n[celery]\r\ncelery_config_options = " + WANTED + "\r\n  more\r\n",
+    "[celery]\nkey=value=with=equals\nurl: http://host:8080/x\n",
+    "[celery]\nbroker_url = x\n  [core]\ncelery_config_options = " + WANTED + "\n",
+]
+
+
+@pytest.mark.parametrize("text", SAMPLES)
+def test_the_options_read_are_those_configparser_reads(text):
+    parser = read(text)
+    expected = {(section, option): parser.get(section, option) for section in parser.sections()
+                for option in parser.options(section)}
+    found = read_options(text)
+    assert all(len(lines) == 1 for lines in found.values())
+    assert {key: lines[0][1] for key, lines in found.items()} == expected
+
+
+def test_each_line_that_sets_an_option_is_named_by_its_number():
+    text = "[celery]\na = 1\n  more\n[Celery]\nA = 2\n[celery]\nA: 3\n"
+    assert read_options(text) == {("celery", "a"): [(2, "1\nmore"), (7, "3")], ("Celery", "a"): [(5, "2")]}
+
+
+@pytest.mark.parametrize("text", SAMPLES)
+def test_the_facts_module_reports_what_airflow_reads(tmp_path, text):
+    cfg = tmp_path / "airflow.cfg"
+    cfg.write_bytes(text.encode())
+    parser = read(text)
+    facts = load(ROLE / "library/airflow_celery_config_facts.py").cfg_facts(None, str(cfg))
+    assert facts == {"exists": True, "value": parser.get("celery", "celery_config_options", fallback=None), "duplicates": []}
+
+
+def test_the_facts_module_names_each_repeated_option(tmp_path):
+    # Repeated in a section given twice, and in other capitals (one name to ConfigParser).
+    text = "[celery]\nworker_concurrency = 3\n[core]\na = 1\n[celery]\nWorker_Concurrency: 16\nx = 1\nX = 2\n"
+    with pytest.raises(configparser.Error):
+        read(text)
+    cfg = tmp_path / "airflow.cfg"
+    cfg.write_text(text)
+    facts = load(ROLE / "library/airflow_celery_config_facts.py").cfg_facts(None, str(cfg))
+    assert facts["duplicates"] == ["[celery] worker_concurrency on lines 2, 6", "[celery] x on lines 7, 8"]

@@ -98,18 +98,19 @@ now:
 
 import inspect
 import os
-import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 # The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
 try:
     from ansible.module_utils import airflow_celery_config_settings as shared_settings
+    from ansible.module_utils.airflow_celery_config_ini import read_options
     from ansible.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle
     from ansible.module_utils.airflow_celery_config_unit import start_time
     from ansible.module_utils.airflow_celery_config_worker import DEFAULT_CONFIG_MODULES, INSTALL_SPEC, SHADOW_VARIABLE, Worker
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils import airflow_celery_config_settings as shared_settings
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_ini import read_options
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_settings import (
         DIGEST_KEY, digest, fit_pool_recycle)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import start_time
@@ -138,30 +139,21 @@ def readable_by(user, path):
 
 
 def cfg_facts(module, path):
-    """airflow.cfg as the role will edit it: value, repeated options, owner and mode."""
+    """airflow.cfg as Airflow reads it: the value of [celery] celery_config_options, and the
+    options set on more than one line, which Airflow refuses."""
     facts = {"exists": os.path.isfile(path), "value": None, "duplicates": []}
     if not facts["exists"]:
         return facts
     try:
         with open(path) as handle:
-            lines = handle.read().splitlines()
+            text = handle.read()
     except OSError as exc:
         module.fail_json(msg="airflow_celery_config_cfg_path: cannot read %s: %s" % (path, exc))
-    section, seen = None, {}
-    for number, line in enumerate(lines, 1):
-        match = re.match(r"\s*\[([^\]]+)\]", line)
-        if match:
-            section = match.group(1).strip().lower()
-            continue
-        match = re.match(r"([^#;\s][^=:]*?)\s*[=:]\s*(.*)$", line)
-        if not match or section is None:
-            continue
-        option = match.group(1).strip().lower()
-        seen.setdefault((section, option), []).append(number)
-        if (section, option) == ("celery", "celery_config_options"):
-            facts["value"] = match.group(2).strip()
-    facts["duplicates"] = ["[%s] %s on lines %s" % (s, o, ", ".join(map(str, n)))
-                           for (s, o), n in sorted(seen.items()) if len(n) > 1]
+    found = read_options(text)
+    # ConfigParser keeps the last of repeated lines; a file with any fails below anyway.
+    facts["value"] = found.get(("celery", "celery_config_options"), [(None, None)])[-1][1]
+    facts["duplicates"] = ["[%s] %s on lines %s" % (section, option, ", ".join(str(number) for number, _ in lines))
+                           for (section, option), lines in sorted(found.items()) if len(lines) > 1]
     return facts
 
 

@@ -1,14 +1,17 @@
 # -*- coding: utf-8 -*-
-"""Set one option of an ini file the way Airflow's configparser reads it.
+"""Read airflow.cfg, and set one option of it, the way Airflow's configparser reads it.
 
-Pure text in, text out, so it is tested without a host. Airflow reads airflow.cfg with
-Python's ConfigParser: option names may have spaces around them, section names are
-case-sensitive, whole-line comments start with # or ;, an indented line continues the option
-above it, and a repeated option in a section is an error. Option names are lower-cased by
-ConfigParser and by older Airflow, but read as written by Airflow 2.10 and 3.x (their
-AirflowConfigParser.optionxform keeps the case), which then ignores `Celery_Config_Options`.
-So an option spelled with other capitals is matched (a second line would be a repeated option
-where names are lower-cased) and rewritten with the exact name, which every version reads.
+The role's one reader of airflow.cfg: the facts module reads with it (read_options), the ini
+module edits with it (set_option). Pure text in, text out, so it is tested without a host.
+Airflow reads airflow.cfg with Python's ConfigParser: options are `name = value` or
+`name: value`, with spaces around the name or not, section names are case-sensitive,
+whole-line comments start with # or ;, an inline comment is part of the value, an indented
+line continues the option above it, and a repeated option in a section is an error. Option
+names are lower-cased by ConfigParser and by older Airflow, but read as written by Airflow 2.10
+and 3.x (their AirflowConfigParser.optionxform keeps the case), which then ignores
+`Celery_Config_Options`. So an option spelled with other capitals is matched (a second line
+would be a repeated option where names are lower-cased) and rewritten with the exact name,
+which every version reads.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ def split_lines(text):
 
 
 def parse(lines):
-    """One dict per line: kind (section, option, continuation, comment, blank), the section it
-    is in and, for options and their continuation lines, the option's name as ConfigParser
-    stores it (lower case)."""
+    """One dict per line: kind (section, option, continuation, comment, blank, other), the
+    section it is in and, for options and their continuation lines, the option's name as
+    ConfigParser stores it (lower case) and the line's value (stripped)."""
     out = []
     section = None
     option = None
@@ -45,7 +48,7 @@ def parse(lines):
             continue
         indent = len(line) - len(line.lstrip())
         if section is not None and option is not None and indent > indent_level:
-            out.append({"kind": "continuation", "section": section, "option": option})
+            out.append({"kind": "continuation", "section": section, "option": option, "value": stripped})
             continue
         indent_level = indent
         match = SECTION.match(stripped)
@@ -70,15 +73,28 @@ def _eol(lines):
     return "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
 
 
-def get_option(text, section, option):
-    """The value ConfigParser reads for `option` in `section`, or None."""
-    lines = split_lines(text)
-    entries = parse(lines)
-    found = [i for i, e in enumerate(entries)
-             if e["kind"] == "option" and e["section"] == section and e["option"] == option.lower()]
-    if not found:
-        return None
-    return entries[found[-1]]["value"]
+def read_options(text):
+    """{(section, option): [(line number, value), ...]}: every line of `text` that sets an
+    option, as ConfigParser reads it, in file order. Sections as written (case-sensitive), option
+    names lower-cased; a value is joined with the lines that continue it (blank ones kept, comment
+    ones left out, trailing blank ones dropped), and keeps an inline comment. More than one line
+    for a key is what a strict ConfigParser refuses (for ConfigParser and older Airflow, names
+    that differ only in capitals are one key)."""
+    found = {}
+    parts = None
+    for number, entry in enumerate(parse(split_lines(text)), 1):
+        kind = entry["kind"]
+        if kind == "option":
+            parts = [entry["value"]]
+            found.setdefault((entry["section"], entry["option"]), []).append((number, parts))
+        elif kind == "continuation":
+            parts.append(entry["value"])
+        elif kind == "blank" and parts is not None:
+            # ConfigParser keeps an empty line inside a value (empty_lines_in_values), not a comment.
+            parts.append("")
+        elif kind in ("section", "other"):
+            parts = None
+    return {key: [(number, "\n".join(lines).rstrip()) for number, lines in items] for key, items in found.items()}
 
 
 def set_option(text, section, option, value):
