@@ -1,11 +1,14 @@
 """The host-side decisions on the managed settings: the pool_recycle fitting, the digest the
-worker is asked for, and when a running worker needs a restart."""
+worker is asked for, when a running worker needs a restart, and what the check module reports
+from its read of the worker's app (the option that carries the settings, why the app would not
+run them, the warning before a restart that may cut tasks)."""
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
 
-from airflow_celery_config_settings import digest, fit_pool_recycle, merged, restart_reason  # noqa: E402
+from airflow_celery_config_settings import (  # noqa: E402
+    DIGEST_CARRIERS, applied_via, digest, fit_pool_recycle, merged, mismatch_reasons, restart_reason, restart_warning)
 
 CONFIGURED = {"database_engine_options": {"pool_pre_ping": True, "pool_recycle": 1800}}
 MYSQL_5S = {"backend": "mysql", "variable": "wait_timeout", "seconds": 5}
@@ -96,3 +99,76 @@ def test_the_source_sent_to_the_worker_fits_and_names_alone():
     fitted = shared["fit_pool_recycle"](CONFIGURED, MYSQL_5S, True)[0]
     assert fitted == fit_pool_recycle(CONFIGURED, MYSQL_5S, True)[0]
     assert shared["digest"](fitted) == digest(fitted) != digest(CONFIGURED)
+
+
+def fallback(option, in_effect):
+    return {"option": option, "holds": None, "covers": [], "in_effect": in_effect, "value": None}
+
+
+def test_the_option_the_fallback_wrote_carries_the_settings_when_in_effect():
+    assert applied_via([]) == "celery_config_options"
+    assert applied_via([fallback("extra_celery_config", False)]) == "celery_config_options"
+    assert applied_via([fallback("extra_celery_config", False), fallback("result_backend_sqlalchemy_engine_options", True)]) \
+        == "result_backend_sqlalchemy_engine_options"
+    # Only the options that carry the whole config carry the digest the worker is asked for.
+    assert "extra_celery_config" in DIGEST_CARRIERS and "result_backend_sqlalchemy_engine_options" not in DIGEST_CARRIERS
+
+
+WANTED = "my_celery_config.CELERY_CONFIG"
+SETTINGS = {"broker_url": "redis://:pw@x", "database_engine_options": {"pool_pre_ping": True, "pool_recycle": 1800}}
+
+
+def read(**changes):
+    """The check's read of an app that runs the managed settings, with `changes`."""
+    out = {"config_options": WANTED, "config_options_from_env": None, "applied_via": "celery_config_options",
+           "mismatches": [], "effective": {"broker_url": "********", "database_engine_options": SETTINGS["database_engine_options"]}}
+    out.update(changes)
+    return out
+
+
+def test_an_app_that_runs_the_settings_has_no_mismatch():
+    assert mismatch_reasons(read(), SETTINGS, WANTED, "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS") == []
+
+
+def test_the_module_the_worker_reads_is_named_and_where_it_comes_from():
+    assert mismatch_reasons(read(config_options="other.CONF"), SETTINGS, WANTED, "VAR") == [
+        "the worker reads celery_config_options=other.CONF, not " + WANTED]
+    from_env = read(config_options="other.CONF", config_options_from_env={"value": "other.CONF", "origin": "/etc/default/airflow"})
+    assert mismatch_reasons(from_env, SETTINGS, WANTED, "VAR") == [
+        "the worker reads celery_config_options=other.CONF, not %s (set by VAR in /etc/default/airflow)" % WANTED]
+    # Where a fallback option carries the settings, the module is not what they depend on.
+    assert mismatch_reasons(read(config_options="other.CONF", applied_via="extra_celery_config"), SETTINGS, WANTED, "VAR") == []
+
+
+def test_a_setting_that_differs_is_named_and_a_credential_is_not_shown():
+    effective = {"broker_url": "********", "database_engine_options": {"pool_pre_ping": False}}
+    reasons = mismatch_reasons(read(mismatches=["broker_url", "database_engine_options"], effective=effective),
+                               SETTINGS, WANTED, "VAR")
+    assert reasons == ['broker_url is "********", wanted another value',
+                       'database_engine_options is {"pool_pre_ping": false}, wanted {"pool_pre_ping": true, "pool_recycle": 1800}']
+
+
+def busy(**changes):
+    out = {"restart_reason": "the worker process started before its config files last changed", "acks_late": False,
+           "visibility_timeout": None, "live": {"node": "celery@w1", "active": ["t%d" % i for i in range(7)]}}
+    out.update(changes)
+    return out
+
+
+def test_no_warning_without_a_restart_or_without_running_tasks():
+    assert restart_warning(busy(restart_reason=None), 600) is None
+    assert restart_warning(busy(live={"node": "celery@w1", "active": []}), 600) is None
+    # A worker that does not answer has no tasks to name; the reason alone warns of nothing.
+    assert restart_warning({"restart_reason": "x"}, 600) is None
+
+
+def test_the_warning_names_the_wait_and_the_first_tasks():
+    assert restart_warning(busy(), 600) == (
+        "restarting celery@w1 waits up to 600s (airflow_celery_config_stop_timeout) for its 7 running task(s) "
+        "t0, t1, t2, t3, t4; one still running then is killed")
+
+
+def test_an_acks_late_task_cut_is_delivered_again_after_the_visibility_timeout():
+    assert restart_warning(busy(acks_late=True, visibility_timeout=21600), 600).endswith(
+        "is killed, and its message is delivered again only after the broker's visibility_timeout (21600s)")
+    assert restart_warning(busy(acks_late=True, visibility_timeout=None), 600).endswith("is killed")

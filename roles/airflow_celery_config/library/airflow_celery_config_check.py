@@ -73,17 +73,18 @@ worker: {description: "The unit: active, started_at and config_changed_at (epoch
 restart_reason: {description: Why the running worker needs a restart to run the settings, or null., returned: always, type: str}
 """
 
-import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 # The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
 try:
-    from ansible.module_utils.airflow_celery_config_settings import restart_reason
+    from ansible.module_utils.airflow_celery_config_settings import (
+        DIGEST_CARRIERS, applied_via, mismatch_reasons, restart_reason, restart_warning)
     from ansible.module_utils.airflow_celery_config_unit import newest_mtime, start_time
     from ansible.module_utils.airflow_celery_config_worker import INSTALL_SPEC, SHADOW_VARIABLE, Worker
 except ImportError:
-    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_settings import restart_reason
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_settings import (
+        DIGEST_CARRIERS, applied_via, mismatch_reasons, restart_reason, restart_warning)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import newest_mtime, start_time
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import (
         INSTALL_SPEC, SHADOW_VARIABLE, Worker)
@@ -108,42 +109,20 @@ def main():
     else:
         result.update(worker.ask("check"))
         result["reused"] = False
-    reasons = result["mismatch_reasons"] = []
-    # Where the managed settings reach the worker's app: an option of airflow.cfg that
-    # carries them all (written by the role's fallback) wins, as the provider merges it last.
-    result["applied_via"] = next((item["option"] for item in result["fallbacks"] if item["in_effect"]),
-                                 "celery_config_options")
-    # result_backend_sqlalchemy_engine_options holds database_engine_options only: no digest.
-    carries_digest = result["applied_via"] in ("celery_config_options", "extra_celery_config")
+    result["applied_via"] = applied_via(result["fallbacks"])
     watched = [os.path.join(p["module_dir"], p["module_name"] + ".py"), p["cfg_path"], p["dropin_path"],
                worker.env_files.get(SHADOW_VARIABLE)]
     result["worker"] = dict(active=worker.active,
                             started_at=start_time(worker.props.get("ExecMainStartTimestampMonotonic")),
                             config_changed_at=newest_mtime(watched))
     result["restart_reason"] = restart_reason(
-        result["worker"]["active"], result.get("live") or {}, p["digest"] if carries_digest else None,
+        result["worker"]["active"], result.get("live") or {}, p["digest"] if result["applied_via"] in DIGEST_CARRIERS else None,
         result["worker"]["started_at"], result["worker"]["config_changed_at"])
-    running = (result.get("live") or {}).get("active") or []
-    if result["restart_reason"] and running and module.params["warn_restart"]:
-        # systemd kills what is still running after TimeoutStopSec; an acks_late message that
-        # was never acknowledged waits in the broker until its visibility timeout.
-        module.warn("restarting %s waits up to %ss (airflow_celery_config_stop_timeout) for its %d running "
-                    "task(s) %s; one still running then is killed%s" % (
-                        result["live"]["node"], p["stop_timeout"], len(running), ", ".join(running[:5]),
-                        ", and its message is delivered again only after the broker's visibility_timeout "
-                        "(%ss)" % result["visibility_timeout"] if result["acks_late"] and result["visibility_timeout"]
-                        else ""))
-    wanted = "%s.%s" % (p["module_name"], p["dict_name"])
-    if result["config_options"] != wanted and result["applied_via"] == "celery_config_options":
-        source = result["config_options_from_env"]
-        reasons.append("the worker reads celery_config_options=%s, not %s%s" % (
-            result["config_options"], wanted,
-            " (set by %s in %s)" % (SHADOW_VARIABLE, source["origin"]) if source else ""))
-    for key in result["mismatches"]:
-        masked = result["effective"][key] == "********"
-        reasons.append("%s is %s, wanted %s" % (
-            key, json.dumps(result["effective"][key], sort_keys=True),
-            "another value" if masked else json.dumps(p["settings"][key], sort_keys=True)))
+    warning = restart_warning(result, p["stop_timeout"]) if module.params["warn_restart"] else None
+    if warning:
+        module.warn(warning)
+    result["mismatch_reasons"] = mismatch_reasons(result, p["settings"], "%s.%s" % (p["module_name"], p["dict_name"]),
+                                                  SHADOW_VARIABLE)
     module.exit_json(**result)
 
 

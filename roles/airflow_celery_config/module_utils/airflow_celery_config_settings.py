@@ -1,7 +1,10 @@
 # -*- coding: utf-8 -*-
 """The managed Celery settings as the role decides them on the controller's behalf, on the
 host: pool_recycle fitted below the database server's idle timeout, and the digest that the
-module hands to the running worker so it can be asked which settings it started with."""
+module hands to the running worker so it can be asked which settings it started with; and what
+the check module concludes from its read of the worker: which option carries the settings, why
+the app would not run them, whether the running worker needs a restart, and the warning before
+one that may cut running tasks."""
 
 from __future__ import annotations
 
@@ -83,3 +86,55 @@ def restart_reason(active, live, wanted_digest, started_at, changed_at):
         return ("the worker process started before its config files last changed%s"
                 % ("" if live.get("answered") else " (and %s did not answer over the broker)" % live.get("node")))
     return None
+
+
+# The default way the settings reach the worker's app: the module airflow.cfg names.
+MODULE_OPTION = "celery_config_options"
+# The airflow.cfg options that carry the whole Celery config, and so the digest with it;
+# result_backend_sqlalchemy_engine_options carries database_engine_options only.
+DIGEST_CARRIERS = (MODULE_OPTION, "extra_celery_config")
+
+
+def applied_via(fallbacks):
+    """The airflow.cfg option that carries the managed settings to the worker's app: one that
+    carries them all (written by the role's fallback) wins, as the provider merges it last."""
+    return next((item["option"] for item in fallbacks if item["in_effect"]), MODULE_OPTION)
+
+
+def mismatch_reasons(read, settings, wanted, shadow_variable):
+    """Why the worker's app would not run the managed `settings`, one line each (empty if it does).
+
+    `read` is the check's read of the app (config_options, config_options_from_env, mismatches,
+    effective with credentials masked) with its applied_via; `wanted` the module.dict that
+    celery_config_options should name; `shadow_variable` the environment variable that beats it."""
+    reasons = []
+    if read["config_options"] != wanted and read["applied_via"] == MODULE_OPTION:
+        source = read["config_options_from_env"]
+        reasons.append("the worker reads celery_config_options=%s, not %s%s" % (
+            read["config_options"], wanted,
+            " (set by %s in %s)" % (shadow_variable, source["origin"]) if source else ""))
+    for key in read["mismatches"]:
+        # A masked value is a credential: the wanted one is not shown either.
+        masked = read["effective"][key] == "********"
+        reasons.append("%s is %s, wanted %s" % (
+            key, json.dumps(read["effective"][key], sort_keys=True),
+            "another value" if masked else json.dumps(settings[key], sort_keys=True)))
+    return reasons
+
+
+def restart_warning(read, stop_timeout):
+    """The warning before a restart that may cut the running worker's tasks, or None.
+
+    `read` is the check's result: restart_reason, live (node, active tasks), acks_late and
+    visibility_timeout; `stop_timeout` the seconds a stop waits for running tasks."""
+    running = (read.get("live") or {}).get("active") or []
+    if not (read["restart_reason"] and running):
+        return None
+    # systemd kills what is still running after TimeoutStopSec; an acks_late message that
+    # was never acknowledged waits in the broker until its visibility timeout.
+    return ("restarting %s waits up to %ss (airflow_celery_config_stop_timeout) for its %d running "
+            "task(s) %s; one still running then is killed%s" % (
+                read["live"]["node"], stop_timeout, len(running), ", ".join(running[:5]),
+                ", and its message is delivered again only after the broker's visibility_timeout "
+                "(%ss)" % read["visibility_timeout"] if read["acks_late"] and read["visibility_timeout"]
+                else ""))
