@@ -17,13 +17,12 @@ MODULES = sorted((ROLE / "library").glob("*.py"))
 
 
 def load(path):
-    """The module file, imported with the role's module_utils where Ansible would put them."""
+    """The module file, imported as Ansible runs it: with the role's module_utils in the
+    ansible.module_utils package, where its `ansible.module_utils.airflow_celery_config_*`
+    imports find them (and those find each other) in any order."""
     import ansible.module_utils
-    # Those that import others of them last.
-    for util in sorted((ROLE / "module_utils").glob("*.py"), key=lambda util: "import (" in util.read_text()):
-        real = importlib.import_module(util.stem)
-        sys.modules["ansible.module_utils." + util.stem] = real
-        setattr(ansible.module_utils, util.stem, real)
+    if str(ROLE / "module_utils") not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(str(ROLE / "module_utils"))
     spec = importlib.util.spec_from_file_location("role_" + path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -57,10 +56,48 @@ def test_a_module_documents_the_options_it_takes(path):
         assert documented(facts["options"])["install"][2] == specified(module.ARGUMENT_SPEC["install"]["options"], True)
 
 
+# An install as tasks/inputs.yml describes it (the settings as the role's defaults give them).
+INSTALL = {"python": "/opt/airflow/venv/bin/python", "airflow_home": "/home/airflow/airflow",
+           "cfg_path": "/home/airflow/airflow/airflow.cfg", "service": "airflow-worker",
+           "module_dir": "/home/airflow/airflow/config", "module_name": "my_celery_config", "dict_name": "CELERY_CONFIG",
+           "settings": {"database_engine_options": {"pool_pre_ping": True, "pool_recycle": 1800}}, "node_name": "",
+           "timeout": 120, "extra_setting_names": [], "manage_env": False, "read_idle_timeout": True,
+           "dropin_path": "/etc/systemd/system/airflow-worker.service.d/zz-airflow-celery-config.conf", "digest": "",
+           "stop_timeout": 600}
+
+
+def validate(module_name, install):
+    """(errors, install as the module reads it) of `install` given to the module's install option."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    spec = load(ROLE / ("library/airflow_celery_config_%s.py" % module_name)).ARGUMENT_SPEC
+    result = ArgumentSpecValidator({"install": spec["install"]}).validate({"install": install})
+    return [str(error) for error in result.errors], result.validated_parameters.get("install")
+
+
 def test_the_worker_modules_take_one_install_dict():
-    specs = [load(ROLE / ("library/airflow_celery_config_%s.py" % name)).ARGUMENT_SPEC["install"]
-             for name in ("facts", "check", "ping")]
-    assert specs[0] is specs[1] is specs[2]
+    # The role passes the same dict to the facts, check and ping modules: each takes it, reads
+    # it alike, and refuses alike what none of them takes.
+    answers = [validate(name, INSTALL) for name in ("facts", "check", "ping")]
+    assert answers[0] == ([], INSTALL) and answers[1] == answers[2] == answers[0]
+    # With the defaults filled in alike where a key is left out.
+    required = ("python", "airflow_home", "cfg_path", "service", "module_dir", "module_name", "dict_name")
+    answers = [validate(name, {key: INSTALL[key] for key in required}) for name in ("facts", "check", "ping")]
+    assert answers[0][0] == [] and answers[0][1]["timeout"] == 120 and answers[1] == answers[2] == answers[0]
+    for broken in ({k: v for k, v in INSTALL.items() if k != "dict_name"}, dict(INSTALL, other=1), dict(INSTALL, timeout="x")):
+        errors = [validate(name, broken)[0] for name in ("facts", "check", "ping")]
+        assert errors[0] and errors[1] == errors[2] == errors[0]
+
+
+def test_the_record_module_takes_the_install_keys_the_role_sends_it():
+    # The record task sends the install's keys listed in vars/main.yml, never the settings
+    # (credentials): the module must take exactly those, each as the worker modules read it.
+    keys = yaml.safe_load((ROLE / "vars/main.yml").read_text())["__airflow_celery_config_record_keys"]
+    assert "settings" not in keys
+    sent = {key: INSTALL[key] for key in keys}
+    assert validate("record", sent) == ([], sent)
+    for key in keys:
+        assert validate("record", {k: v for k, v in sent.items() if k != key})[0], key
+    assert validate("record", dict(sent, settings=INSTALL["settings"]))[0]
 
 
 def child():
