@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 """What the facts, check and ping modules share: the `install` option they all take, the
 worker as its unit runs it (user, environment, working directory, team), and running
-module_utils/airflow_celery_config_child.py in the worker's interpreter."""
+module_utils/airflow_celery_config_child.py in the worker's interpreter. The record module
+takes some of the `install` keys (INSTALL_OPTIONS) and reads the unit itself."""
 
 from __future__ import annotations
 
