@@ -1,12 +1,15 @@
 # `make demo`: bring up a local containerized worker fleet and roll playbooks/site.yml over it.
 # `make test`: lint, unit tests and every Molecule scenario; `default` on every Airflow in the matrix.
 SHELL := /bin/bash
-# A failing `molecule` fails its recipe though its output goes through `sed`.
+# A failing `molecule` fails its recipe though its output goes through scripts/timelog.py.
 .SHELLFLAGS := -o pipefail -c
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
 export ANSIBLE_NOCOLOR := 1
+# Where the wall time of every image build, scenario and Molecule step goes; `make test` prints
+# them as a table at its end (scripts/times_table.py).
+export ACC_TIMES ?= $(CURDIR)/.cache/test-times.tsv
 
 # One representative per Airflow family the role supports (README: Supported versions). The
 # matrix runs them two at a time, one per worker of molecule/default, in this order: 3.3.2 beside
@@ -58,8 +61,12 @@ unit: setup
 SCENARIOS ?= bad_input multi_install fallback postgres native restarts hosts
 LATE_SCENARIOS ?= postgres hosts
 
-test: lint unit
-	$(MAKE) --no-print-directory -j2 test-lane-matrix test-lane-scenarios
+test: setup
+	@mkdir -p $(dir $(ACC_TIMES)) && : > $(ACC_TIMES)
+	@started=$$(date +%s); $(MAKE) --no-print-directory lint unit || exit 1; \
+	  printf 'lint, unit\tall\t%s\n' $$(( $$(date +%s) - started )) >> $(ACC_TIMES)
+	@$(MAKE) --no-print-directory -j2 test-lane-matrix test-lane-scenarios; rc=$$?; \
+	  scripts/times_table.py $(ACC_TIMES); exit $$rc
 
 test-lane-matrix:
 	@$(MAKE) --no-print-directory test-versions
@@ -77,7 +84,7 @@ test-versions:
 	  case " $(RESTART_PROOF_VERSIONS) " in *" $$first "*|*" $$second "*) proofs=true ;; *) proofs=false ;; esac; \
 	  case $$first in 3.3.2) records=true ;; *) records=false ;; esac; \
 	  ACC_AIRFLOW_VERSION=$$first ACC_AIRFLOW_VERSION_2=$$second ACC_RESTART_PROOFS=$$proofs ACC_RECORD_CASES=$$records \
-	    molecule test -s default 2>&1 | sed -u "s/^/[default $$first+$$second] /" || exit 1; \
+	    molecule test -s default 2>&1 | scripts/timelog.py "default $$first+$$second" || exit 1; \
 	done; \
 	echo "== $$(date +%T) the Airflow matrix passed"
 
@@ -86,6 +93,6 @@ test-scenarios:
 	@ACC_AIRFLOW_VERSIONS=3.3.2 scripts/build-images.sh
 	@for scenario in $(SCENARIOS); do \
 	  echo "== $$(date +%T) molecule $$scenario scenario"; \
-	  molecule test -s $$scenario 2>&1 | sed -u "s/^/[$$scenario] /" || exit 1; \
+	  molecule test -s $$scenario 2>&1 | scripts/timelog.py $$scenario || exit 1; \
 	done; \
 	echo "== $$(date +%T) scenarios passed: $(SCENARIOS)"

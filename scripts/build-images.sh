@@ -19,19 +19,26 @@ image_is_current() { # image, hash
   [ "$(docker image inspect -f '{{ index .Config.Labels "acc.inputs" }}' "$1" 2>/dev/null)" = "$2" ]
 }
 
+# `make test` prints every build's wall time at its end (scripts/times_table.py).
+record_time() { # image, start time in seconds
+  [ -z "${ACC_TIMES:-}" ] || printf 'image %s\tbuild\t%s\n' "$1" $(( $(date +%s) - $2 )) >> "$ACC_TIMES"
+}
+
 # Airflow 1.10 and 2.0-2.2 do not install on bookworm's Python 3.11; they run on bullseye's 3.9.
 suite_of() { case $1 in 1.*|2.[0-2].*) echo bullseye ;; *) echo bookworm ;; esac; }
 
 build_base() { # suite
-  local suite=$1 base=acc-base:$1 hash
+  local suite=$1 base=acc-base:$1 hash started
   hash=$(echo "$suite $mirror" | cat - images/base/packages | sha256sum | cut -c1-16)
   if image_is_current "$base" "$hash"; then echo "image $base is current"; return; fi
+  started=$(date +%s)
   if ! command -v debootstrap >/dev/null; then
     # A workstation without debootstrap can usually reach a registry instead.
     echo "building $base FROM debian:$suite (no debootstrap here; needs a reachable registry)"
     printf 'FROM debian:%s\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq %s && rm -rf /var/lib/apt/lists/*\nENV container=docker\nCMD ["/lib/systemd/systemd"]\n' \
       "$suite" "$(grep -v '^#' images/base/packages | paste -sd' ' -)" \
       | docker build -q --label "acc.inputs=$hash" -t "$base" - >/dev/null
+    record_time "$base" "$started"
     return
   fi
   echo "building $base with debootstrap (1 to 5 minutes)"
@@ -46,14 +53,16 @@ build_base() { # suite
     -c 'CMD ["/lib/systemd/systemd"]' -c 'ENV container=docker' \
     -c "LABEL acc.inputs=$hash" - "$base" >/dev/null
   rm -rf "$root"
+  record_time "$base" "$started"
 }
 
 build_from_dir() { # name, suite, dir, files the image depends on (space-separated), extra build args...
-  local name=$1 base=acc-base:$2 dir=$3 files=$4 hash ctx
+  local name=$1 base=acc-base:$2 dir=$3 files=$4 hash ctx started
   shift 4
   hash=$(inputs_hash $files <(docker image inspect -f '{{.Id}}' "$base") <(echo "$*"))
   if image_is_current "$name" "$hash"; then echo "image $name is current"; return; fi
   echo "building $name"
+  started=$(date +%s)
   ctx=$(mktemp -d)
   cp -r "$dir"/. "$ctx"/
   # pip in a container needs the host's CA bundle where TLS is inspected; without one on
@@ -61,6 +70,7 @@ build_from_dir() { # name, suite, dir, files the image depends on (space-separat
   if [ -f "$ca_bundle" ]; then cp "$ca_bundle" "$ctx/ca-bundle.crt"; else : > "$ctx/ca-bundle.crt"; fi
   docker build -q --pull=false --label "acc.inputs=$hash" --build-arg "BASE=$base" "$@" -t "$name" "$ctx" >/dev/null
   rm -rf "$ctx"
+  record_time "$name" "$started"
 }
 
 build_base bookworm
