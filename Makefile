@@ -28,8 +28,13 @@ RESTART_PROOF_VERSIONS ?= 3.3.2 1.10.15
 CONTROL_NODES ?=
 export ACC_CONTROL_NODES := $(CONTROL_NODES)
 
-.PHONY: setup images demo demo-destroy lint unit test test-lane-matrix test-lane-scenarios test-versions test-scenarios
+.PHONY: venv setup images demo demo-destroy lint unit test test-lane-matrix test-lane-scenarios test-versions test-scenarios
 
+# The Python tools only: enough for lint and unit, without Docker or root.
+venv:
+	scripts/venv.sh
+
+# Docker, debootstrap and the venv: what the Molecule scenarios and the demo need.
 setup:
 	scripts/setup.sh
 
@@ -44,12 +49,12 @@ demo: setup
 demo-destroy: setup
 	molecule destroy
 
-lint: setup
+lint: venv
 	yamllint .
 	ansible-lint
 	flake8 roles/airflow_celery_config/library roles/airflow_celery_config/module_utils tests benchmarks scripts
 
-unit: setup
+unit: venv
 	python -m pytest -q tests
 
 # Two lanes run side by side: the Airflow matrix, then the scenarios of LATE_SCENARIOS; and

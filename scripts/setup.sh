@@ -35,10 +35,5 @@ if ! command -v debootstrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-g
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
 
-if [ ! -x .venv/bin/molecule ] || ! cmp -s requirements.txt .venv/requirements.txt; then
-  echo "installing the Python tools into .venv"
-  python3 -m venv .venv
-  .venv/bin/pip install -q -r requirements.txt
-  cp requirements.txt .venv/requirements.txt
-fi
+scripts/venv.sh
 .venv/bin/ansible-galaxy collection install -r requirements.yml >/dev/null

@@ -4,6 +4,7 @@ load by their fully qualified names from there (no roles_path, no repository fil
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tarfile
@@ -55,12 +56,38 @@ def test_requires_ansible_matches_the_role_minimum():
     assert runtime["requires_ansible"] == f">={role_meta['galaxy_info']['min_ansible_version']}.0"
 
 
+def test_version_is_the_changelogs_latest():
+    # A rebuilt tarball with an old version installs as "already installed".
+    latest = re.search(r"^## (\d+\.\d+\.\d+)", (ROOT / "CHANGELOG.md").read_text(), re.M).group(1)
+    assert GALAXY["version"] == latest
+
+
+def test_metadata_galaxy_requires():
+    # Galaxy's importer refuses a collection without a repository.
+    assert GALAXY["repository"].startswith("https://")
+    assert GALAXY["license"] == ["Apache-2.0"]
+    assert "Apache License" in (ROOT / "LICENSE").read_text() and "Version 2.0" in (ROOT / "LICENSE").read_text()
+
+
 def test_tarball_holds_the_content_and_nothing_else(built):
     with tarfile.open(built) as tar:
-        top = {name.split("/")[0] for name in tar.getnames()}
-    assert {"roles", "playbooks", "plugins", "meta", "README.md", "MANIFEST.json"} <= top
-    assert not top & {".git", ".venv", ".cache", "molecule", "images", "tests", "benchmarks",
-                      "scripts", ".ci", "inventory", "Makefile", "ansible.cfg"}, top
+        names = tar.getnames()
+    top = {name.split("/")[0] for name in names}
+    assert {"roles", "playbooks", "plugins", "meta", "README.md", "CHANGELOG.md", "LICENSE", "MANIFEST.json"} <= top
+    # Test, lint and build tooling (Molecule, flake8, the test requirements) stays out.
+    assert top <= {"roles", "playbooks", "plugins", "meta", "docs", "README.md", "CHANGELOG.md", "LICENSE",
+                   "MANIFEST.json", "FILES.json"}, top
+    test_only = {".config", "molecule", "tests", "benchmarks", "images", "scripts", "__pycache__", ".pytest_cache",
+                 ".venv", ".cache", ".ansible", ".ci", ".flake8", ".ansible-lint", ".yamllint", "requirements.txt",
+                 "requirements.yml"}
+    assert [name for name in names if set(name.split("/")) & test_only] == []
+
+
+def test_manifest_carries_the_metadata(built):
+    with tarfile.open(built) as tar:
+        manifest = json.load(tar.extractfile("MANIFEST.json"))["collection_info"]
+    assert (manifest["version"], manifest["repository"], manifest["license"]) == (
+        GALAXY["version"], GALAXY["repository"], GALAXY["license"])
 
 
 def test_install_has_the_role_its_modules_and_the_playbooks(installed):

@@ -11,20 +11,20 @@ description:
   - Builds the worker's Celery app exactly as C(airflow celery worker) does, in the worker's own Python as the
     unit's user with the unit's environment (for C(--team NAME) in the unit's ExecStart, the provider's
     C(create_celery_app(ExecutorConf(team_name=NAME)))), and compares every managed setting with its intended value
-    (RV(mismatch_reasons)).
-  - Reports the airflow.cfg JSON options the provider could take the settings from instead (RV(fallbacks), in the
-    section the worker reads, RV(cfg_section)) and which one carries them (RV(applied_via)).
+    (return value C(mismatch_reasons)).
+  - Reports the airflow.cfg JSON options the provider could take the settings from instead (return value
+    C(fallbacks), in the section the worker reads, C(cfg_section)) and which one carries them (C(applied_via)).
   - Asks the running worker, over its own broker, for the digest of the managed settings it started with (Celery's
     C(inspect conf)) and decides from it, or from the process start time and the config files' times, whether the
-    running worker needs a restart (RV(restart_reason)).
+    running worker needs a restart (return value C(restart_reason)).
   - Never fails on a mismatch, only reports it; never changes anything; safe in check mode.
 options:
   install:
     type: dict
     required: true
-    description: >-
-      The worker install; the same dict as the O(airflow_celery_config_facts#module:install) option of
-      M(airflow_celery_config_facts), whose documentation lists its keys.
+    description:
+      - The worker install; the same dict as the C(install) option of M(airflow_celery_config_facts), whose
+        documentation lists its keys.
   warn_restart:
     type: bool
     default: false
@@ -34,9 +34,9 @@ options:
   reuse:
     type: dict
     description:
-      - The RV(airflow_celery_config_facts#module:now) of this run's M(airflow_celery_config_facts), used instead of
-        building the app again when its digest is O(install.digest). Give it only when nothing the worker reads was
-        written since (or in check mode, where nothing is written).
+      - The return value C(now) of this run's M(airflow_celery_config_facts), used instead of building the app again
+        when its digest is C(install.digest). Give it only when nothing the worker reads was written since (or in
+        check mode, where nothing is written).
 author: airflow_celery_config contributors
 """
 
@@ -49,28 +49,57 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-versions: {description: airflow, celery and celery_provider versions in the worker's venv., returned: always, type: dict}
-reused: {description: Whether O(reuse) answered instead of a new read., returned: always, type: bool}
-app_module: {description: Where the worker's app comes from., returned: always, type: str}
+versions:
+  description: The airflow, celery and celery_provider versions in the worker's venv.
+  returned: always
+  type: dict
+reused:
+  description: Whether the C(reuse) option answered instead of a new read.
+  returned: always
+  type: bool
+app_module:
+  description: Where the worker's app comes from.
+  returned: always
+  type: str
 cfg_section:
   description: The airflow.cfg section the worker's Celery settings come from (C(celery), or C(NAME=celery) for a team).
   returned: always
   type: str
-effective: {description: The managed and the stale-connection settings as the app holds them (credentials masked)., returned: always, type: dict}
-mismatch_reasons: {description: Why the worker's app would not run the managed settings (empty if it does)., returned: always, type: list}
-fallbacks:
-  description: >-
-    The airflow.cfg JSON options that could carry the settings, best first: option, holds (the one
-    setting it carries, or null for all), covers, in_effect and its current value.
+effective:
+  description: The managed and the stale-connection settings as the app holds them (credentials masked).
+  returned: always
+  type: dict
+mismatch_reasons:
+  description: Why the worker's app would not run the managed settings (empty if it does).
   returned: always
   type: list
-applied_via: {description: The airflow.cfg option that carries the settings to the worker's app., returned: always, type: str}
+  elements: str
+fallbacks:
+  description:
+    - The airflow.cfg JSON options that could carry the settings, best first.
+    - Each has C(option), C(holds) (the one setting it carries, or null for all), C(covers), C(in_effect) and its
+      current value.
+  returned: always
+  type: list
+  elements: dict
+applied_via:
+  description: The airflow.cfg option that carries the settings to the worker's app.
+  returned: always
+  type: str
 live:
-  description: The running worker's answer to C(inspect conf) (node, answered, digest, active tasks; others that answer when it does not).
+  description:
+    - The running worker's answer to C(inspect conf) (node, answered, digest, active tasks), and the others that
+      answer when it does not.
   returned: when the unit is active
   type: dict
-worker: {description: "The unit: active, started_at and config_changed_at (epoch seconds).", returned: always, type: dict}
-restart_reason: {description: Why the running worker needs a restart to run the settings, or null., returned: always, type: str}
+worker:
+  description: "The unit: C(active), C(started_at) and C(config_changed_at) (epoch seconds)."
+  returned: always
+  type: dict
+restart_reason:
+  description: Why the running worker needs a restart to run the settings, or null.
+  returned: always
+  type: str
 """
 
 import os

@@ -13,37 +13,84 @@ description:
     environment and airflow.cfg facts.
   - Fails, before the role writes anything, on input that cannot work on this host, naming the input.
   - Fits C(database_engine_options.pool_recycle) below the result-backend database's idle timeout
-    (O(install.read_idle_timeout)) and names the settings (RV(digest)).
+    (C(install.read_idle_timeout)) and names the settings (return value C(digest)).
   - In the same import, reads the worker's Celery app and the running worker the way
-    M(airflow_celery_config_check) does (RV(now)), so a run that writes nothing imports Airflow once.
+    M(airflow_celery_config_check) does (return value C(now)), so a run that writes nothing imports Airflow once.
   - Never changes anything; safe in check mode.
 options:
   install:
     type: dict
     required: true
-    description: The worker install, as the role's inputs name it; M(airflow_celery_config_check) and M(airflow_celery_config_ping) take the same dict.
+    description:
+      - The worker install, as the role's inputs name it; M(airflow_celery_config_check) and
+        M(airflow_celery_config_ping) take the same dict.
     suboptions:
-      python: {type: path, required: true, description: The worker venv's interpreter.}
-      airflow_home: {type: path, required: true}
-      cfg_path: {type: path, required: true}
-      service: {type: str, required: true, description: The worker's systemd unit.}
-      module_dir: {type: path, required: true}
-      module_name: {type: str, required: true}
-      dict_name: {type: str, required: true}
-      settings: {type: dict, default: {}, description: Managed Celery settings and their intended values.}
-      node_name: {type: str, default: '', description: Celery node name of the worker; empty means celery@<hostname>.}
-      timeout: {type: int, default: 120, description: Seconds M(airflow_celery_config_ping) waits.}
-      extra_setting_names: {type: list, elements: str, default: [], description: Setting names to accept beyond Celery's own.}
-      manage_env: {type: bool, default: false, description: Accept a unit environment that sets celery_config_options; the role then rewrites it.}
+      python:
+        type: path
+        required: true
+        description: The worker venv's interpreter.
+      airflow_home:
+        type: path
+        required: true
+        description: The worker's AIRFLOW_HOME; the module fails when the unit runs with another one.
+      cfg_path:
+        type: path
+        required: true
+        description: The airflow.cfg the worker reads.
+      service:
+        type: str
+        required: true
+        description: The worker's systemd unit.
+      module_dir:
+        type: path
+        required: true
+        description: The folder of the Celery config module.
+      module_name:
+        type: str
+        required: true
+        description: The Celery config module's name, a Python identifier.
+      dict_name:
+        type: str
+        required: true
+        description: The dict in the module that C(celery_config_options) points at, a Python identifier.
+      settings:
+        type: dict
+        default: {}
+        description: Managed Celery settings and their intended values.
+      node_name:
+        type: str
+        default: ''
+        description: Celery node name of the worker; empty means C(celery@<hostname>).
+      timeout:
+        type: int
+        default: 120
+        description: Seconds M(airflow_celery_config_ping) waits.
+      extra_setting_names:
+        type: list
+        elements: str
+        default: []
+        description: Setting names to accept beyond Celery's own.
+      manage_env:
+        type: bool
+        default: false
+        description: Accept a unit environment that sets C(celery_config_options); the role then rewrites it.
       read_idle_timeout:
         type: bool
         default: false
         description:
           - Connect to the result-backend database as the worker would and report the server's idle timeout in
-            RV(db_idle_timeout); a database it cannot read gives a warning, not a failure.
-      dropin_path: {type: path, description: The role's drop-in of the unit; its time counts as a config change.}
-      digest: {type: str, default: '', description: "RV(digest) of this module: what the check and the ping expect the worker to run."}
-      stop_timeout: {type: int, default: 0, description: Seconds a stop waits for running tasks; named in the warning about them.}
+            the return value C(db_idle_timeout); a database it cannot read gives a warning, not a failure.
+      dropin_path:
+        type: path
+        description: The role's drop-in of the unit; its time counts as a config change.
+      digest:
+        type: str
+        default: ''
+        description: The return value C(digest) of this module, what the check and the ping expect the worker to run.
+      stop_timeout:
+        type: int
+        default: 0
+        description: Seconds a stop waits for running tasks; named in the warning about them.
 author: airflow_celery_config contributors
 """
 
@@ -64,19 +111,50 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-versions: {description: airflow, celery and celery_provider versions in the worker's venv., returned: always, type: dict}
-service_user: {description: The unit's user., returned: always, type: str}
-service_group: {description: The unit's group., returned: always, type: str}
-team: {description: "The NAME of C(--team NAME) in the unit's ExecStart, or null.", returned: always, type: str}
-config_options_from_env: {description: "The unit's C(AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS): value, origin, file; or null.", returned: always, type: dict}
-secret_settings: {description: Names of the settings whose values are never shown., returned: always, type: list}
-check_mode: {description: Whether the run is in check mode (a play's check_mode too)., returned: always, type: bool}
-cfg: {description: "airflow.cfg: exists, value (of [celery] celery_config_options), duplicates.", returned: always, type: dict}
-module_dir_exists: {description: Whether the module's folder exists., returned: always, type: bool}
-default_config_module: {description: The module holding DEFAULT_CELERY_CONFIG., returned: always, type: str}
+versions:
+  description: The airflow, celery and celery_provider versions in the worker's venv.
+  returned: always
+  type: dict
+service_user:
+  description: The unit's user.
+  returned: always
+  type: str
+service_group:
+  description: The unit's group.
+  returned: always
+  type: str
+team:
+  description: The NAME of C(--team NAME) in the unit's ExecStart, or null.
+  returned: always
+  type: str
+config_options_from_env:
+  description: "The unit's C(AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS): C(value), C(origin) and C(file); or null."
+  returned: always
+  type: dict
+secret_settings:
+  description: Names of the settings whose values are never shown.
+  returned: always
+  type: list
+  elements: str
+check_mode:
+  description: Whether the run is in check mode (a play's check_mode too).
+  returned: always
+  type: bool
+cfg:
+  description: "airflow.cfg: C(exists), C(value) (of C([celery] celery_config_options)) and C(duplicates)."
+  returned: always
+  type: dict
+module_dir_exists:
+  description: Whether the module's folder exists.
+  returned: always
+  type: bool
+default_config_module:
+  description: The module holding C(DEFAULT_CELERY_CONFIG).
+  returned: always
+  type: str
 db_idle_timeout:
   description: The server's idle timeout (backend, variable, seconds) or the problem that stopped the read.
-  returned: with read_idle_timeout
+  returned: with install.read_idle_timeout
   type: dict
 fitted_pool_recycle:
   description:
@@ -84,14 +162,23 @@ fitted_pool_recycle:
     - Only this, not the settings, since Ansible masks a returned credential, which the role would then write.
   returned: always
   type: int
-recycle_report: {description: One line on the server's idle timeout and the pool_recycle chosen., returned: always, type: str}
-digest: {description: Names the managed settings; the module puts it in the worker's Celery config., returned: always, type: str}
-digest_key: {description: The key of the worker's Celery config that carries the digest., returned: always, type: str}
+recycle_report:
+  description: One line on the server's idle timeout and the pool_recycle chosen.
+  returned: always
+  type: str
+digest:
+  description: Names the managed settings; the module puts it in the worker's Celery config.
+  returned: always
+  type: str
+digest_key:
+  description: The key of the worker's Celery config that carries the digest.
+  returned: always
+  type: str
 now:
   description:
     - What M(airflow_celery_config_check) would return, read from the same import of Airflow with the settings
-      fitted as RV(digest) names them, while the files are as they are (null if that read failed).
-    - Pass it back as its O(airflow_celery_config_check#module:reuse) when the run writes nothing.
+      fitted as the return value C(digest) names them, while the files are as they are (null if that read failed).
+    - Pass it back as that module's C(reuse) option when the run writes nothing.
   returned: always
   type: dict
 """

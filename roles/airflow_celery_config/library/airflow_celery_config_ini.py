@@ -8,25 +8,40 @@ DOCUMENTATION = r"""
 module: airflow_celery_config_ini
 short_description: Set one option of airflow.cfg, as Airflow reads it, in the file a link points to
 description:
-  - Sets O(option) in O(section) of an existing ini file the way Airflow's configparser reads it.
+  - Sets the option C(option) in the section C(section) of an existing ini file the way Airflow's configparser
+    reads it.
   - An option spelled with other capitals or with spaces around it is the same option and is
     replaced in place; a comment line naming it is left alone; a missing section is added at
     the end.
   - CRLF line endings and a missing final newline are kept.
   - A symbolic link is followed, and the file it points to is edited in place of the link, which is
-    kept, and keeps its owner and mode. RV(path) names the file edited.
+    kept, and keeps its owner and mode. The return value C(path) names the file edited.
   - Never returns the file's content or a diff (airflow.cfg holds passwords); a value whose option
     name or JSON keys say it carries a credential is masked in every output.
   - Supports check mode.
 options:
-  path: {type: path, required: true, description: The ini file; never created.}
-  section: {type: str, required: true, description: "Section name, case-sensitive as in Airflow (C(celery), C(team1=celery))."}
-  option: {type: str, required: true, description: Option name; matched case-insensitively.}
-  value: {type: str, required: true, description: One line.}
+  path:
+    type: path
+    required: true
+    description: The ini file; never created.
+  section:
+    type: str
+    required: true
+    description: Section name, case-sensitive as in Airflow (C(celery), C(team1=celery)).
+  option:
+    type: str
+    required: true
+    description: Option name; matched case-insensitively.
+  value:
+    type: str
+    required: true
+    description: One line.
   backup:
     type: bool
     default: false
-    description: Copy the file (the link's target) beside itself before changing it; RV(backup_file) names the copy.
+    description:
+      - Copy the file (the link's target) beside itself before changing it; the return value C(backup_file) names
+        the copy.
 author: airflow_celery_config contributors
 """
 
@@ -41,10 +56,22 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-path: {description: The real file edited (or that would be), after following links., returned: always, type: str}
-link: {description: The link given in O(path) when it is one, else null., returned: always, type: str}
-action: {description: "unchanged, replaced, added (to the section) or section added.", returned: always, type: str}
-backup_file: {description: The copy made before the change., returned: when changed and O(backup=true) and not in check mode, type: str}
+path:
+  description: The real file edited (or that would be), after following links.
+  returned: always
+  type: str
+link:
+  description: The link given in the option C(path) when it is one, else null.
+  returned: always
+  type: str
+action:
+  description: "C(unchanged), C(replaced), C(added) (to the section) or C(section added)."
+  returned: always
+  type: str
+backup_file:
+  description: The copy made before the change.
+  returned: when changed, with backup=true, and not in check mode
+  type: str
 """
 
 import json

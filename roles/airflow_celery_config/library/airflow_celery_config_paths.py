@@ -10,7 +10,7 @@ short_description: Follow the links to the files the role edits and refuse folde
 description:
   - Resolves the links on the way to airflow.cfg, the module, the unit's drop-in and an
     EnvironmentFile, so the role edits (and backs up, and restores) the files they point to and
-    keeps the links. RV(real) maps each input to the file it reaches, RV(links) lists the inputs
+    keeps the links. The return value C(real) maps each input to the file it reaches, C(links) lists the inputs
     that went through a link.
   - Fails, naming the folder, its owner and its mode, when a folder the worker's import of the module
     goes through (every one from C(/) to the module, the links' folders included), or the module
@@ -18,13 +18,33 @@ description:
     folders can be written by anyone but root (a drop-in runs commands as root).
   - Never changes anything; safe in check mode.
 options:
-  user: {type: str, required: true, description: The user the worker unit runs as.}
-  group: {type: str, required: true, description: The group the worker unit runs as.}
-  cfg_path: {type: path, required: true}
-  module_dir: {type: path, required: true}
-  module_name: {type: str, required: true}
-  dropin: {type: path, required: true, description: The role's drop-in file of the unit.}
-  env_file: {type: path, description: The unit's EnvironmentFile the role edits, if any.}
+  user:
+    type: str
+    required: true
+    description: The user the worker unit runs as.
+  group:
+    type: str
+    required: true
+    description: The group the worker unit runs as.
+  cfg_path:
+    type: path
+    required: true
+    description: The airflow.cfg the worker reads.
+  module_dir:
+    type: path
+    required: true
+    description: The folder of the Celery config module.
+  module_name:
+    type: str
+    required: true
+    description: The Celery config module's name; its file is C(<module_dir>/<module_name>.py).
+  dropin:
+    type: path
+    required: true
+    description: The role's drop-in file of the unit.
+  env_file:
+    type: path
+    description: The unit's EnvironmentFile the role edits, if any.
 author: airflow_celery_config contributors
 """
 
@@ -41,10 +61,16 @@ EXAMPLES = r"""
 
 RETURN = r"""
 real:
-  description: For each of cfg_path, module_dir, module (the module file), dropin, dropin_dir and env_file, the real path.
+  description:
+    - For each of C(cfg_path), C(module_dir), C(module) (the module file), C(dropin), C(dropin_dir) and C(env_file),
+      the real path.
   returned: always
   type: dict
-links: {description: "The inputs that lead through a link, as C(input -> real path) lines.", returned: always, type: list}
+links:
+  description: The inputs that lead through a link, as C(input -> real path) lines.
+  returned: always
+  type: list
+  elements: str
 """
 
 import grp

@@ -9,17 +9,18 @@ module: airflow_celery_config_ping
 short_description: Wait until a restarted Airflow Celery worker answers, on this run's settings
 description:
   - Waits until the worker unit is active and its worker answers a Celery ping over its own broker, for at most
-    O(install.timeout) seconds, then asks it for the digest of the settings it started with.
-  - RV(answered) is false, with the reason in RV(problem), when it does not answer, or answers with another digest
-    than O(install.digest); the journal's error lines are part of the reason. Never fails on that; the role rolls back.
+    C(install.timeout) seconds, then asks it for the digest of the settings it started with.
+  - The return value C(answered) is false, with the reason in C(problem), when it does not answer, or answers with
+    another digest than C(install.digest); the journal's error lines are part of the reason. Never fails on that;
+    the role rolls back.
   - Never changes anything.
 options:
   install:
     type: dict
     required: true
-    description: >-
-      The worker install; the same dict as the O(airflow_celery_config_facts#module:install) option of
-      M(airflow_celery_config_facts), whose documentation lists its keys.
+    description:
+      - The worker install; the same dict as the C(install) option of M(airflow_celery_config_facts), whose
+        documentation lists its keys.
 author: airflow_celery_config contributors
 """
 
@@ -31,10 +32,22 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-answered: {description: The restarted worker answered a ping, with this run's digest where it carries one., returned: always, type: bool}
-problem: {description: Why it did not., returned: when answered is false, type: str}
-node_name: {description: The Celery node name pinged., returned: when the unit became active, type: str}
-live: {description: The worker's answer to C(inspect conf) (node, answered, digest)., returned: when it answered, type: dict}
+answered:
+  description: The restarted worker answered a ping, with this run's digest where it carries one.
+  returned: always
+  type: bool
+problem:
+  description: Why it did not.
+  returned: when answered is false
+  type: str
+node_name:
+  description: The Celery node name pinged.
+  returned: when the unit became active
+  type: str
+live:
+  description: The worker's answer to C(inspect conf) (node, answered, digest).
+  returned: when it answered
+  type: dict
 """
 
 import re

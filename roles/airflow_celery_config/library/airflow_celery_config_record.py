@@ -10,17 +10,17 @@ short_description: Tell whether the record of a worker's last full check still h
 description:
   - Computes the fingerprint of every input that decides the worker's Celery config without
     importing Airflow, in one short run of the worker's interpreter. The role's inputs (as the
-    digest O(inputs_digest)); the contents of the Celery config module, airflow.cfg, the role's
+    digest C(inputs_digest)); the contents of the Celery config module, airflow.cfg, the role's
     drop-in, the unit file, its drop-ins and its EnvironmentFile=s, with the owner and mode of each and
     of every folder above it; the unit's user, group,
     environment, working directory and ExecStart as systemd loaded them; the worker's interpreter,
     its sys.path (PYTHONPATH and .pth files included) and every distribution installed there,
     with its version.
-  - Without O(save), compares it with the record (RV(holds)). The record holds when the fingerprint
+  - Without C(save), compares it with the record (return value C(holds)). The record holds when the fingerprint
     is the same, the unit is active, and its worker is the process the record was made with or
     one started after the fingerprinted files last changed. Never changes anything.
-  - With O(save), keeps the fingerprint, the worker process and O(save) as the record, readable by
-    root only, in O(dir). Call it only after a full check found the running worker in sync.
+  - With C(save), keeps the fingerprint, the worker process and C(save) as the record, readable by
+    root only, in C(dir). Call it only after a full check found the running worker in sync.
   - The record is the role's own cache, not the worker's config; writing it reports no change.
     Nothing is written in check mode.
   - The fingerprint does not hold the database server's idle timeout, or config Airflow reads from
@@ -32,13 +32,34 @@ options:
     required: true
     description: The worker install, as the role's inputs name it.
     suboptions:
-      python: {type: path, required: true, description: The worker venv's interpreter.}
-      airflow_home: {type: path, required: true}
-      cfg_path: {type: path, required: true}
-      service: {type: str, required: true, description: The worker's systemd unit.}
-      module_dir: {type: path, required: true}
-      module_name: {type: str, required: true}
-      dropin_path: {type: path, required: true, description: The role's drop-in of the unit.}
+      python:
+        type: path
+        required: true
+        description: The worker venv's interpreter.
+      airflow_home:
+        type: path
+        required: true
+        description: The worker's AIRFLOW_HOME, where the unit's environment does not set one.
+      cfg_path:
+        type: path
+        required: true
+        description: The airflow.cfg the worker reads.
+      service:
+        type: str
+        required: true
+        description: The worker's systemd unit.
+      module_dir:
+        type: path
+        required: true
+        description: The folder of the Celery config module.
+      module_name:
+        type: str
+        required: true
+        description: The Celery config module's name; its file is C(<module_dir>/<module_name>.py).
+      dropin_path:
+        type: path
+        required: true
+        description: The role's drop-in of the unit.
   inputs_digest:
     type: str
     required: true
@@ -69,14 +90,26 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-holds: {description: Whether the record still describes the running worker., returned: without save, type: bool}
-why: {description: Why it does not (what changed since the record, or that there is none)., returned: without save and holds false, type: str}
+holds:
+  description: Whether the record still describes the running worker.
+  returned: without save
+  type: bool
+why:
+  description: Why it does not (what changed since the record, or that there is none).
+  returned: without save, when holds is false
+  type: str
 report:
-  description: The recorded report, as a run that writes and restarts nothing gives it (airflow_imports 0, check recorded).
-  returned: without save and holds true
+  description: The recorded report, as a run that writes and restarts nothing gives it (C(airflow_imports) 0, C(check) recorded).
+  returned: without save, when holds is true
   type: dict
-path: {description: The record's file., returned: always, type: str}
-recorded_at: {description: When the record was made (UTC)., returned: when holds is true or with save, type: str}
+path:
+  description: The record's file.
+  returned: always
+  type: str
+recorded_at:
+  description: When the record was made (UTC).
+  returned: when holds is true, or with save
+  type: str
 """
 
 import inspect
