@@ -4,13 +4,13 @@ load by their fully qualified names from there (no roles_path, no repository fil
 import json
 import os
 import pathlib
-import re
 import subprocess
 import sys
 import tarfile
 
 import pytest
 import yaml
+from packaging.version import Version
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BIN = pathlib.Path(sys.executable).parent
@@ -56,10 +56,15 @@ def test_requires_ansible_matches_the_role_minimum():
     assert runtime["requires_ansible"] == f">={role_meta['galaxy_info']['min_ansible_version']}.0"
 
 
-def test_version_is_the_changelogs_latest():
-    # A rebuilt tarball with an old version installs as "already installed".
-    latest = re.search(r"^## (\d+\.\d+\.\d+)", (ROOT / "CHANGELOG.md").read_text(), re.M).group(1)
-    assert GALAXY["version"] == latest
+def test_version_is_the_changelogs_latest_or_next():
+    # A rebuilt tarball with an old version installs as "already installed": with changes not
+    # yet released (fragments), galaxy.yml names the next release; without, the latest.
+    releases = yaml.safe_load((ROOT / "changelogs/changelog.yaml").read_text())["releases"]
+    latest = max(releases, key=Version)
+    if list((ROOT / "changelogs/fragments").glob("*.yml")):
+        assert Version(GALAXY["version"]) > Version(latest)
+    else:
+        assert GALAXY["version"] == latest
 
 
 def test_metadata_galaxy_requires():
@@ -74,9 +79,12 @@ def test_tarball_holds_the_content_and_nothing_else(built):
         names = tar.getnames()
     top = {name.split("/")[0] for name in names}
     assert {"roles", "playbooks", "plugins", "meta", "README.md", "CHANGELOG.md", "LICENSE", "MANIFEST.json"} <= top
+    # The releases, as antsibull-changelog keeps them, go with the content; pending fragments do not.
+    assert "changelogs/changelog.yaml" in names
+    assert [name for name in names if name.startswith("changelogs/fragments")] == []
     # Test, lint and build tooling (Molecule, flake8, the test requirements) stays out.
-    assert top <= {"roles", "playbooks", "plugins", "meta", "docs", "README.md", "CHANGELOG.md", "LICENSE",
-                   "MANIFEST.json", "FILES.json"}, top
+    assert top <= {"roles", "playbooks", "plugins", "meta", "docs", "changelogs", "README.md", "CHANGELOG.md",
+                   "LICENSE", "MANIFEST.json", "FILES.json"}, top
     test_only = {".config", "molecule", "tests", "benchmarks", "images", "scripts", "__pycache__", ".pytest_cache",
                  ".venv", ".cache", ".ansible", ".ci", ".flake8", ".ansible-lint", ".yamllint", "requirements.txt",
                  "requirements.yml"}
