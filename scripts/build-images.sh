@@ -5,10 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# `make test`'s two lanes ask for images at the same time: one builds, the other waits and
-# then finds them current.
+# `make test`'s lanes ask for images at the same time. One build runs at a time: a caller
+# whose image is being built waits for the lock and then finds it current, and one whose image
+# is already current does not wait for another image's build.
 exec 9>"${TMPDIR:-/tmp}/acc-build-images.lock"
-flock 9
 
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ca_bundle=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
@@ -17,6 +17,13 @@ inputs_hash() { cat "$@" | sha256sum | cut -c1-16; }
 
 image_is_current() { # image, hash
   [ "$(docker image inspect -f '{{ index .Config.Labels "acc.inputs" }}' "$1" 2>/dev/null)" = "$2" ]
+}
+
+# Whether the image must be built; if so, returns holding the build lock (released on exit).
+needs_build() { # image, hash
+  if image_is_current "$1" "$2"; then echo "image $1 is current"; return 1; fi
+  flock 9
+  if image_is_current "$1" "$2"; then echo "image $1 is current"; flock -u 9; return 1; fi
 }
 
 # `make test` prints every build's wall time at its end (scripts/times_table.py).
@@ -30,7 +37,7 @@ suite_of() { case $1 in 1.*|2.[0-2].*) echo bullseye ;; *) echo bookworm ;; esac
 build_base() { # suite
   local suite=$1 base=acc-base:$1 hash started
   hash=$(echo "$suite $mirror" | cat - images/base/packages | sha256sum | cut -c1-16)
-  if image_is_current "$base" "$hash"; then echo "image $base is current"; return; fi
+  needs_build "$base" "$hash" || return 0
   started=$(date +%s)
   if ! command -v debootstrap >/dev/null; then
     # A workstation without debootstrap can usually reach a registry instead.
@@ -39,6 +46,7 @@ build_base() { # suite
       "$suite" "$(grep -v '^#' images/base/packages | paste -sd' ' -)" \
       | docker build -q --label "acc.inputs=$hash" -t "$base" - >/dev/null
     record_time "$base" "$started"
+    flock -u 9
     return
   fi
   echo "building $base with debootstrap (1 to 5 minutes)"
@@ -54,13 +62,14 @@ build_base() { # suite
     -c "LABEL acc.inputs=$hash" - "$base" >/dev/null
   rm -rf "$root"
   record_time "$base" "$started"
+  flock -u 9
 }
 
 build_from_dir() { # name, suite, dir, files the image depends on (space-separated), extra build args...
   local name=$1 base=acc-base:$2 dir=$3 files=$4 hash ctx started
   shift 4
   hash=$(inputs_hash $files <(docker image inspect -f '{{.Id}}' "$base") <(echo "$*"))
-  if image_is_current "$name" "$hash"; then echo "image $name is current"; return; fi
+  needs_build "$name" "$hash" || return 0
   echo "building $name"
   started=$(date +%s)
   ctx=$(mktemp -d)
@@ -71,6 +80,7 @@ build_from_dir() { # name, suite, dir, files the image depends on (space-separat
   docker build -q --pull=false --label "acc.inputs=$hash" --build-arg "BASE=$base" "$@" -t "$name" "$ctx" >/dev/null
   rm -rf "$ctx"
   record_time "$name" "$started"
+  flock -u 9
 }
 
 build_base bookworm
