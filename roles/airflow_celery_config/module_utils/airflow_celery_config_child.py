@@ -246,9 +246,64 @@ def live_worker(node):
             if node in replies:
                 out.update(answered=True, digest=(replies[node] or {}).get(req["digest_key"]))
                 out["active"] = ["%s[%s]" % (task.get("name"), task.get("id")) for task in ask("active").get(node) or []]
+                # The queues it consumes, as a drain must give them back (an empty list: none).
+                out["queues"] = [queue_definition(queue) for queue in ask("active_queues").get(node) or []]
     except Exception as exc:
         out["problem"] = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:200])
     return out
+
+
+def queue_definition(queue):
+    """What `add_consumer` needs to consume a queue again, from an `active_queues` row."""
+    exchange = queue.get("exchange") or {}
+    return {"name": queue.get("name"), "exchange": exchange.get("name"), "exchange_type": exchange.get("type"),
+            "routing_key": queue.get("routing_key")}
+
+
+def answered_by(node, replies, command):
+    """Fail unless `node` is among the replies to a remote-control broadcast."""
+    if not any(node in reply for reply in replies or []):
+        raise RuntimeError("%s did not answer %s within %ss (is its remote control off?)"
+                           % (node, command, req["live_timeout"]))
+
+
+def drain(out):
+    """One round of a drain: cancel the worker's consumer of each queue in the request, then
+    wait up to `wait` seconds until it has no active and no reserved task. Cancelling again in
+    a later round changes nothing."""
+    node = out["node_name"] = req["node_name"] or "celery@" + out["hostname"]
+    celery_app = app()[0]
+    control = celery_app.control
+    deadline = time.time() + req["wait"]
+    with broker(celery_app) as connection:
+        for queue in req["queues"]:
+            answered_by(node, control.cancel_consumer(queue["name"], destination=[node], reply=True,
+                                                      timeout=req["live_timeout"], connection=connection),
+                        "cancel_consumer")
+        while True:
+            inspect = control.inspect(destination=[node], timeout=req["live_timeout"], connection=connection)
+            active, reserved = inspect.active() or {}, inspect.reserved() or {}
+            if node not in active:
+                raise RuntimeError("%s did not answer inspect active within %ss" % (node, req["live_timeout"]))
+            # Name, id and start only: a task's arguments may carry anything.
+            out["active"] = [{key: task.get(key) for key in ("name", "id", "time_start")} for task in active[node]]
+            out["reserved"] = [{key: task.get(key) for key in ("name", "id")} for task in reserved.get(node) or []]
+            out["wall"], out["monotonic"] = time.time(), time.monotonic()
+            if not (out["active"] or out["reserved"]) or time.time() >= deadline:
+                return
+            time.sleep(1)
+
+
+def resume(out):
+    """Give the worker back the queues in the request (`add_consumer`)."""
+    node = out["node_name"] = req["node_name"] or "celery@" + out["hostname"]
+    celery_app = app()[0]
+    with broker(celery_app) as connection:
+        for queue in req["queues"]:
+            answered_by(node, celery_app.control.add_consumer(
+                queue["name"], exchange=queue.get("exchange"), exchange_type=queue.get("exchange_type") or "direct",
+                routing_key=queue.get("routing_key"), destination=[node], reply=True,
+                timeout=req["live_timeout"], connection=connection), "add_consumer")
 
 
 def read_effective(settings, wanted_digest):
@@ -349,7 +404,15 @@ def main():
     out = {"hostname": socket.gethostname()}
     out["versions"] = {"airflow": dist_version("apache-airflow"), "celery": dist_version("celery"),
                        "celery_provider": dist_version("apache-airflow-providers-celery")}
-    {"facts": facts, "check": check, "ping": ping}[req["mode"]](out)
+    job = {"facts": facts, "check": check, "ping": ping, "drain": drain, "resume": resume}[req["mode"]]
+    if req["mode"] in ("drain", "resume"):
+        # A worker that cannot be drained is reported, and restarted as without a drain.
+        try:
+            job(out)
+        except Exception as exc:
+            out["problem"] = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:300])
+    else:
+        job(out)
     print("\n" + json.dumps(out))
 
 

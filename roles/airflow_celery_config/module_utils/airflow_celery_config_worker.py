@@ -62,7 +62,8 @@ INSTALL_OPTIONS = dict(
 INSTALL_SPEC = dict(type="dict", required=True, options=INSTALL_OPTIONS)
 
 # What the child was asked to do, for the message when it cannot.
-JOBS = {"facts": "import Airflow", "check": "load the worker's Celery app", "ping": "ping the worker"}
+JOBS = {"facts": "import Airflow", "check": "load the worker's Celery app", "ping": "ping the worker",
+        "drain": "drain the worker", "resume": "give the worker its queues back"}
 
 
 class Worker(object):

@@ -1,0 +1,207 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Stops a running Airflow Celery worker taking new tasks and waits for its running ones, or gives its queues back."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: airflow_celery_config_drain
+short_description: Drain an Airflow Celery worker before its restart, or give it its queues back
+description:
+  - With C(state=drained), cancels the running worker's consumer of each queue (Celery's C(cancel_consumer)), so
+    that the other workers take the queue's new tasks, then waits until the worker has no active and no reserved
+    task (C(inspect active), C(inspect reserved)) for at most C(round) seconds. Call it again until C(idle) or
+    C(expired) is true; each call reports the tasks it still waits for.
+  - Before cancelling anything it writes a note naming the queues (in C(note_dir)), so that a run that dies
+    mid-drain leaves the queues known. The note also holds when the drain began; C(timeout) counts from then.
+  - With C(state=consuming), gives the worker back the queues its note names (Celery's C(add_consumer)) and removes
+    the note. Without a note it does nothing.
+  - A worker that does not answer remote control (C(worker_enable_remote_control) off, or its broker down) gives
+    C(drainable=false) and the reason in C(problem); the module never fails on that.
+  - Does nothing in check mode.
+options:
+  install:
+    type: dict
+    required: true
+    description:
+      - The worker install; the same dict as the C(install) option of M(airflow_celery_config_facts), whose
+        documentation lists its keys.
+  state:
+    type: str
+    required: true
+    choices: [drained, consuming]
+    description:
+      - C(drained) to stop the worker taking tasks and wait for its running ones, C(consuming) to give its queues back.
+  queues:
+    type: list
+    elements: dict
+    default: []
+    description:
+      - The queues the worker consumes, as the live check's C(live.queues) gives them (C(name), C(exchange),
+        C(exchange_type), C(routing_key)). A note left by an earlier drain adds its own.
+  timeout:
+    type: int
+    default: 600
+    description:
+      - Seconds the whole drain may wait for running tasks, counted from the drain's first call.
+  round:
+    type: int
+    default: 30
+    description:
+      - Seconds one call waits at most before it reports.
+  note_dir:
+    type: path
+    default: /var/lib/airflow_celery_config
+    description:
+      - The folder of the drain's note.
+author: airflow_celery_config contributors
+"""
+
+EXAMPLES = r"""
+- name: Stop the worker taking tasks and wait for its running ones
+  airflow_celery_config_drain:
+    install: "{{ install }}"
+    state: drained
+    queues: "{{ check.live.queues }}"
+    timeout: 600
+  register: drain
+
+- name: Give the worker its queues back
+  airflow_celery_config_drain:
+    install: "{{ install }}"
+    state: consuming
+"""
+
+RETURN = r"""
+drainable:
+  description: Whether the worker answered the drain's remote-control commands.
+  returned: always
+  type: bool
+problem:
+  description: Why it could not be drained, or given its queues back.
+  returned: when a command was not answered
+  type: str
+queues:
+  description: The names of the queues cancelled, or given back.
+  returned: always
+  type: list
+  elements: str
+idle:
+  description: The worker has no active and no reserved task.
+  returned: with state=drained
+  type: bool
+expired:
+  description: The drain has waited C(timeout) seconds.
+  returned: with state=drained
+  type: bool
+left:
+  description: Seconds of the drain left.
+  returned: with state=drained
+  type: int
+busy:
+  description: The tasks it waits for, the longest running first, each with C(name), C(id) and C(seconds) (null for a reserved task).
+  returned: with state=drained
+  type: list
+  elements: dict
+busy_summary:
+  description: How many tasks, and the longest one's age, in one phrase.
+  returned: with state=drained
+  type: str
+busy_text:
+  description: The tasks, each with its name, id and age, for the log.
+  returned: with state=drained
+  type: str
+note:
+  description: The path of the drain's note.
+  returned: always
+  type: str
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+# The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
+try:
+    from ansible.module_utils.airflow_celery_config_drain import (
+        busy_summary, busy_tasks, busy_text, note_path, read_note, write_note)
+    from ansible.module_utils.airflow_celery_config_worker import INSTALL_SPEC, Worker
+except ImportError:
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_drain import (
+        busy_summary, busy_tasks, busy_text, note_path, read_note, write_note)
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import (
+        INSTALL_SPEC, Worker)
+
+ARGUMENT_SPEC = dict(
+    install=INSTALL_SPEC,
+    state=dict(type="str", required=True, choices=["drained", "consuming"]),
+    queues=dict(type="list", elements="dict", default=[]),
+    timeout=dict(type="int", default=600),
+    round=dict(type="int", default=30),
+    note_dir=dict(type="path", default="/var/lib/airflow_celery_config"),
+)
+
+
+def merged(queues, more):
+    """`queues` and those of `more` not among them, by name."""
+    names = {queue["name"] for queue in queues}
+    return list(queues) + [queue for queue in more if queue["name"] not in names]
+
+
+def drained(module, worker, path, note):
+    p = module.params
+    queues = merged(note["queues"] if note else [], p["queues"])
+    result = dict(changed=False, note=path, queues=[queue["name"] for queue in queues])
+    if not queues:
+        module.exit_json(drainable=False, problem="the worker answered no active_queues (remote control off, or "
+                                                  "the broker down), so there is no queue to cancel", **result)
+    started = note["started"] if note else time.time()
+    if note is None or len(queues) > len(note["queues"]):
+        write_note(path, queues, started)
+        result["changed"] = True
+    left = max(0, int(started + p["timeout"] - time.time()))
+    answer = worker.ask("drain", queues=queues, wait=min(p["round"], left), timeout=min(p["round"], left))
+    if answer.get("problem"):
+        # Some of it may have happened: give back whatever it did cancel. Where that fails too,
+        # the note stays for the next run.
+        if not worker.ask("resume", queues=queues).get("problem"):
+            os.remove(path)
+        module.exit_json(drainable=False, problem=answer["problem"], **result)
+    busy = busy_tasks(answer["active"], answer["reserved"], answer["wall"], answer["monotonic"])
+    left = max(0, int(started + p["timeout"] - time.time()))
+    module.exit_json(drainable=True, idle=not busy, expired=left == 0, left=left, busy=busy,
+                     busy_summary=busy_summary(busy), busy_text=busy_text(busy), **result)
+
+
+def consuming(module, worker, path, note):
+    result = dict(changed=False, note=path, queues=[queue["name"] for queue in note["queues"]] if note else [])
+    if note is None:
+        module.exit_json(drainable=True, **result)
+    answer = worker.ask("resume", queues=note["queues"])
+    if answer.get("problem"):
+        # The note stays, so the next run tries again.
+        module.exit_json(drainable=False, problem=answer["problem"], **result)
+    os.remove(path)
+    module.exit_json(drainable=True, **dict(result, changed=True))
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params
+    path = note_path(p["note_dir"], p["install"]["service"])
+    note = read_note(path)
+    if module.check_mode:
+        module.exit_json(changed=False, drainable=False, problem="check mode", note=path,
+                         queues=[queue["name"] for queue in note["queues"]] if note else [])
+    worker = Worker(module, p["install"])
+    if not worker.active:
+        # A worker that starts again consumes all its queues: a note has nothing left to give back.
+        if note is not None:
+            os.remove(path)
+        module.exit_json(changed=False, drainable=False, problem="the worker unit %s is not active" % p["install"]["service"],
+                         note=path, queues=[])
+    (drained if p["state"] == "drained" else consuming)(module, worker, path, note)
+
+
+if __name__ == "__main__":
+    main()
