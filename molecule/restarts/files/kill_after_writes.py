@@ -1,5 +1,5 @@
 """Starts ansible-playbook, watches its output, and kills it with SIGKILL (no handler, no
-cleanup, as when a control node dies) as soon as the named task starts. Prints one JSON line:
+cleanup, as when a control node dies) as soon as the named task (or handler task) starts. Prints one JSON line:
 whether it was killed there, and the output up to then.
 
   kill_after_writes.py TASK_NAME ANSIBLE_PLAYBOOK_ARGS..."""
@@ -19,7 +19,7 @@ def main(task, *argv):
     seen, killed, deadline = [], False, time.monotonic() + TIMEOUT
     for line in proc.stdout:
         seen.append(line)
-        if "TASK [" in line and task in line:
+        if ("TASK [" in line or "HANDLER [" in line) and task in line:
             # The whole process group: ansible-playbook's forks die with it.
             os.killpg(proc.pid, signal.SIGKILL)
             killed = True

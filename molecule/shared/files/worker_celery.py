@@ -9,6 +9,8 @@ role's probe, so it can catch the probe's mistakes.
   worker_celery.py state TASK_ID              a task's state and result
   worker_celery.py conf KEY...                KEYs' values in a fresh app built from the files
   worker_celery.py live NODE KEY              KEY's value in the running worker NODE (inspect conf)
+  worker_celery.py active NODE                ids of the tasks NODE runs (inspect active)
+  worker_celery.py queues NODE                names of the queues NODE consumes (inspect active_queues)
 
 Each prints one JSON line last. celery.accumulate is built into Celery, so every worker
 knows it; with index=0 it returns its first argument."""
@@ -88,7 +90,13 @@ def active(node):
     return [task.get("id") for task in replies.get(node) or []]
 
 
+def queues(node):
+    replies = app.control.inspect(destination=[node], timeout=5).active_queues() or {}
+    return sorted(queue.get("name") for queue in replies.get(node) or [])
+
+
 COMMANDS = {"roundtrip": roundtrip, "traffic": traffic, "burst": burst, "send": send, "state": state,
-            "conf": conf, "live": live, "active": active}
+            "conf": conf, "live": live, "active": active,
+            "queues": queues}
 if __name__ == "__main__":
     print(json.dumps(COMMANDS[sys.argv[1]](*sys.argv[2:]), default=repr))

@@ -15,7 +15,8 @@ description:
   - Before cancelling anything it writes a note naming the queues (in C(note_dir)), so that a run that dies
     mid-drain leaves the queues known. The note also holds when the drain began; C(timeout) counts from then.
   - With C(state=consuming), gives the worker back the queues its note names (Celery's C(add_consumer)) and removes
-    the note. Without a note it does nothing.
+    the note. Without a note it does nothing. After a restart the role removes the note itself: a new worker
+    consumes its queues.
   - A worker that does not answer remote control (C(worker_enable_remote_control) off, or its broker down) gives
     C(drainable=false) and the reason in C(problem); the module never fails on that.
   - Does nothing in check mode.
@@ -115,6 +116,10 @@ note:
   description: The path of the drain's note.
   returned: always
   type: str
+imports:
+  description: How many times this call imported Airflow in the worker's interpreter.
+  returned: always
+  type: int
 """
 
 import os
@@ -152,18 +157,17 @@ def drained(module, worker, path, note):
     p = module.params
     queues = merged(note["queues"] if note else [], p["queues"])
     result = dict(changed=False, note=path, queues=[queue["name"] for queue in queues])
-    if not queues:
-        module.exit_json(drainable=False, problem="the worker answered no active_queues (remote control off, or "
-                                                  "the broker down), so there is no queue to cancel", **result)
     started = note["started"] if note else time.time()
     if note is None or len(queues) > len(note["queues"]):
         write_note(path, queues, started)
         result["changed"] = True
     left = max(0, int(started + p["timeout"] - time.time()))
     answer = worker.ask("drain", queues=queues, wait=min(p["round"], left), timeout=min(p["round"], left))
+    result["imports"] = 1
     if answer.get("problem"):
         # Some of it may have happened: give back whatever it did cancel. Where that fails too,
         # the note stays for the next run.
+        result["imports"] = 2
         if not worker.ask("resume", queues=queues).get("problem"):
             os.remove(path)
         module.exit_json(drainable=False, problem=answer["problem"], **result)
@@ -174,10 +178,11 @@ def drained(module, worker, path, note):
 
 
 def consuming(module, worker, path, note):
-    result = dict(changed=False, note=path, queues=[queue["name"] for queue in note["queues"]] if note else [])
+    result = dict(changed=False, note=path, queues=[queue["name"] for queue in note["queues"]] if note else [], imports=0)
     if note is None:
         module.exit_json(drainable=True, **result)
     answer = worker.ask("resume", queues=note["queues"])
+    result["imports"] = 1
     if answer.get("problem"):
         # The note stays, so the next run tries again.
         module.exit_json(drainable=False, problem=answer["problem"], **result)
@@ -191,15 +196,15 @@ def main():
     path = note_path(p["note_dir"], p["install"]["service"])
     note = read_note(path)
     if module.check_mode:
-        module.exit_json(changed=False, drainable=False, problem="check mode", note=path,
+        module.exit_json(changed=False, drainable=False, problem="check mode", note=path, imports=0,
                          queues=[queue["name"] for queue in note["queues"]] if note else [])
     worker = Worker(module, p["install"])
     if not worker.active:
         # A worker that starts again consumes all its queues: a note has nothing left to give back.
         if note is not None:
             os.remove(path)
-        module.exit_json(changed=False, drainable=False, problem="the worker unit %s is not active" % p["install"]["service"],
-                         note=path, queues=[])
+        module.exit_json(changed=bool(note), drainable=False, problem="the worker unit %s is not active"
+                         % p["install"]["service"], note=path, queues=[], imports=0)
     (drained if p["state"] == "drained" else consuming)(module, worker, path, note)
 
 
