@@ -15,7 +15,7 @@ description:
   - Before cancelling anything it writes a note naming the queues (in C(note_dir)), so that a run that dies
     mid-drain leaves the queues known. The note also holds when the drain began; C(timeout) counts from then.
   - With C(state=consuming), gives the worker back the queues its note names (Celery's C(add_consumer)) and removes
-    the note. Without a note it does nothing. After a restart the role removes the note itself: a new worker
+    the note. Without a note it does nothing. After a restart the role removes the note itself, as a new worker
     consumes its queues.
   - A worker that does not answer remote control (C(worker_enable_remote_control) off, or its broker down) gives
     C(drainable=false) and the reason in C(problem); the module never fails on that.

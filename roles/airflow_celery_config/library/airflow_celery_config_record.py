@@ -95,7 +95,7 @@ holds:
   returned: without save
   type: bool
 why:
-  description: Why it does not (what changed since the record, or that there is none).
+  description: Why it does not (what changed since the record, that there is none, or that a drain was cut short).
   returned: without save, when holds is false
   type: str
 report:
@@ -123,6 +123,7 @@ from ansible.module_utils.basic import AnsibleModule
 # The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
 try:
     from ansible.module_utils import airflow_celery_config_installed as installed_script
+    from ansible.module_utils.airflow_celery_config_drain import note_path
     from ansible.module_utils.airflow_celery_config_record import RECORD_VERSION, fingerprint, holds, recorded_report, sha256
     from ansible.module_utils.airflow_celery_config_unit import (
         UnitError, env_file_entry, exec_argv, newest_mtime, run_python, start_time, systemd_unit, unit_user, worker_process_env,
@@ -130,6 +131,7 @@ try:
     from ansible.module_utils.airflow_celery_config_worker import INSTALL_OPTIONS
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils import airflow_celery_config_installed as installed_script
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_drain import note_path
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_record import (
         RECORD_VERSION, fingerprint, holds, recorded_report, sha256)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import (
@@ -257,6 +259,9 @@ def main():
                         "fingerprint": now, "process": process, "report": report})
         module.exit_json(**result)
     record, why = load(path)
+    if os.path.exists(note_path(module.params["dir"], p["service"])):
+        # A drain cut short: the full check gives the worker its queues back.
+        record, why = None, "a drain of the worker was cut short (its note is in %s)" % module.params["dir"]
     if record is not None:
         result["holds"], why = holds(record, now, process, active, started_at, files_changed_at)
     else:
