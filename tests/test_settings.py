@@ -8,7 +8,8 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
 
 from airflow_celery_config_settings import (  # noqa: E402
-    DIGEST_CARRIERS, applied_via, digest, fit_pool_recycle, merged, mismatch_reasons, restart_reason, restart_warning)
+    DIGEST_CARRIERS, applied_via, broker_limit_warning, digest, fit_pool_recycle, merged, mismatch_reasons, restart_reason,
+    restart_warning)
 
 CONFIGURED = {"database_engine_options": {"pool_pre_ping": True, "pool_recycle": 1800}}
 MYSQL_5S = {"backend": "mysql", "variable": "wait_timeout", "seconds": 5}
@@ -172,3 +173,20 @@ def test_an_acks_late_task_cut_is_delivered_again_after_the_visibility_timeout()
     assert restart_warning(busy(acks_late=True, visibility_timeout=21600), 600).endswith(
         "is killed, and its message is delivered again only after the broker's visibility_timeout (21600s)")
     assert restart_warning(busy(acks_late=True, visibility_timeout=None), 600).endswith("is killed")
+
+
+def test_a_broker_that_gives_up_on_a_task_before_the_drain_or_the_stop_is_named():
+    redis = {"acks_late": True, "visibility_timeout": 3600, "broker_scheme": "redis"}
+    assert broker_limit_warning(redis, 600, 600) is None
+    assert broker_limit_warning(redis, 7200, 600).startswith(
+        "the broker's visibility_timeout (3600s) is shorter than airflow_celery_config_drain_timeout (7200s)")
+    assert "delivered to a second worker" in broker_limit_warning(redis, 0, 4000)
+    # Without acks_late a message is acknowledged when the task starts: nothing waits in the broker.
+    assert broker_limit_warning(dict(redis, acks_late=False), 7200, 600) is None
+
+
+def test_rabbitmq_consumer_timeout_is_named_past_its_default():
+    rabbit = {"acks_late": True, "visibility_timeout": None, "broker_scheme": "amqp"}
+    assert broker_limit_warning(rabbit, 1800, 600) is None
+    assert "RabbitMQ's consumer_timeout (1800s" in broker_limit_warning(rabbit, 3600, 600)
+    assert broker_limit_warning(dict(rabbit, broker_scheme="redis"), 3600, 600) is None

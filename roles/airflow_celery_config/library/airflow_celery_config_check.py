@@ -31,6 +31,13 @@ options:
     description:
       - Warn when the worker needs a restart and runs tasks that the stop may cut.
       - False where the run will not restart it (check mode, or the role variable C(airflow_celery_config_restart) false).
+  drain_timeout:
+    type: int
+    description:
+      - Seconds a drain waits for running tasks (the role variable C(airflow_celery_config_drain_timeout), 0 without a
+        drain); unset, no such warning. With C(task_acks_late), warn where the broker gives up on a running task sooner than the drain or the
+        stop (C(install.stop_timeout)) waits for it, as a Redis or SQS C(visibility_timeout) shorter than either, or
+        either longer than RabbitMQ's default C(consumer_timeout) of 1800 s.
   reuse:
     type: dict
     description:
@@ -108,12 +115,12 @@ from ansible.module_utils.basic import AnsibleModule
 # The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
 try:
     from ansible.module_utils.airflow_celery_config_settings import (
-        DIGEST_CARRIERS, applied_via, mismatch_reasons, restart_reason, restart_warning)
+        DIGEST_CARRIERS, applied_via, broker_limit_warning, mismatch_reasons, restart_reason, restart_warning)
     from ansible.module_utils.airflow_celery_config_unit import newest_mtime, start_time
     from ansible.module_utils.airflow_celery_config_worker import INSTALL_SPEC, SHADOW_VARIABLE, Worker
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_settings import (
-        DIGEST_CARRIERS, applied_via, mismatch_reasons, restart_reason, restart_warning)
+        DIGEST_CARRIERS, applied_via, broker_limit_warning, mismatch_reasons, restart_reason, restart_warning)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import newest_mtime, start_time
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import (
         INSTALL_SPEC, SHADOW_VARIABLE, Worker)
@@ -121,6 +128,7 @@ except ImportError:
 ARGUMENT_SPEC = dict(
     install=INSTALL_SPEC,
     warn_restart=dict(type="bool", default=False),
+    drain_timeout=dict(type="int", default=None),
     reuse=dict(type="dict", default=None),
 )
 
@@ -148,6 +156,10 @@ def main():
         result["worker"]["active"], result.get("live") or {}, p["digest"] if result["applied_via"] in DIGEST_CARRIERS else None,
         result["worker"]["started_at"], result["worker"]["config_changed_at"])
     warning = restart_warning(result, p["stop_timeout"]) if module.params["warn_restart"] else None
+    if warning:
+        module.warn(warning)
+    warning = module.params["drain_timeout"] is not None and broker_limit_warning(
+        result, module.params["drain_timeout"], p["stop_timeout"])
     if warning:
         module.warn(warning)
     result["mismatch_reasons"] = mismatch_reasons(result, p["settings"], "%s.%s" % (p["module_name"], p["dict_name"]),

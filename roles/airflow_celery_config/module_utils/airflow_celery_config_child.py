@@ -322,6 +322,8 @@ def read_effective(settings, wanted_digest):
     out["fallbacks"] = fallbacks(settings, out["mismatches"], wanted_digest)
     out["acks_late"] = bool(conf.get("task_acks_late"))
     out["visibility_timeout"] = (conf.get("broker_transport_options") or {}).get("visibility_timeout")
+    # The scheme only: the URL holds a password.
+    out["broker_scheme"] = str(conf.get("broker_url") or "").split("://")[0]
     return out
 
 

@@ -138,3 +138,31 @@ def restart_warning(read, stop_timeout):
                 ", and its message is delivered again only after the broker's visibility_timeout "
                 "(%ss)" % read["visibility_timeout"] if read["acks_late"] and read["visibility_timeout"]
                 else ""))
+
+
+# RabbitMQ's consumer_timeout by default since 3.8.15: a delivery unacknowledged for longer
+# closes its channel (PRECONDITION_FAILED). The server's own value is not readable from a worker.
+RABBITMQ_CONSUMER_TIMEOUT = 1800
+
+
+def broker_limit_warning(read, drain_timeout, stop_timeout):
+    """The warning where the broker gives up on a running task before the drain or the stop
+    stops waiting for it, or None. With task_acks_late a task's message stays unacknowledged
+    while it runs: Redis and SQS hand it to a second worker after their visibility_timeout,
+    RabbitMQ closes the channel after its consumer_timeout. `read` is the check's result
+    (acks_late, visibility_timeout, broker_scheme)."""
+    if not read.get("acks_late"):
+        return None
+    longest = max(drain_timeout, stop_timeout)
+    names = "airflow_celery_config_drain_timeout (%ss) or airflow_celery_config_stop_timeout (%ss)" % (
+        drain_timeout, stop_timeout)
+    visibility = read.get("visibility_timeout")
+    if visibility and visibility < longest:
+        return ("the broker's visibility_timeout (%ss) is shorter than %s: with task_acks_late, a task still "
+                "running then is delivered to a second worker while the first still runs it; raise "
+                "broker_transport_options.visibility_timeout or lower the timeouts" % (visibility, names))
+    if (read.get("broker_scheme") or "").startswith(("amqp", "pyamqp")) and longest > RABBITMQ_CONSUMER_TIMEOUT:
+        return ("%s is longer than RabbitMQ's consumer_timeout (%ss by default since 3.8.15): with "
+                "task_acks_late, a task that runs longer fails with PRECONDITION_FAILED; raise the server's "
+                "consumer_timeout above the timeouts" % (names, RABBITMQ_CONSUMER_TIMEOUT))
+    return None
