@@ -32,8 +32,10 @@ the same time, every task was sent and succeeded once, and failed, missing, ran 
 in the broker are 0.
 
   .venv/bin/python benchmarks/rolling_load.py
-  # negative control, tasks longer than the stop timeout (must exit 1):
-  .venv/bin/python benchmarks/rolling_load.py --stop-timeout 1 --task-seconds 10
+  # tasks longer than the stop timeout: the drain waits for them (must exit 0)
+  .venv/bin/python benchmarks/rolling_load.py --stop-timeout 10 --task-seconds 45
+  # negative control, the same without the drain (must exit 1):
+  .venv/bin/python benchmarks/rolling_load.py --stop-timeout 10 --task-seconds 45 --no-role-drain
 
 Own container names (acc-roll-*), label and network (acc-roll-net); removed at the end, also
 on failure (--keep leaves them up).
@@ -186,6 +188,8 @@ def run(args, fleet, log_dir):
     change = {"airflow_celery_config_settings": dict(SETTINGS, **CHANGE)}
     if args.stop_timeout is not None:
         change["airflow_celery_config_stop_timeout"] = args.stop_timeout
+    if args.no_role_drain:
+        change["airflow_celery_config_drain"] = False
     info["change"] = change
     proc, err = start_traffic(hosts[0], args, log_dir)
     try:
@@ -315,6 +319,8 @@ def main():
     parser.add_argument("--rate", type=float, help="tasks sent a second (default: 2.5 x one worker's capacity)")
     parser.add_argument("--stop-timeout", type=int, help="airflow_celery_config_stop_timeout for the rollout"
                         " (default: the role's, 600)")
+    parser.add_argument("--no-role-drain", action="store_true",
+                        help="restart without draining the worker first (airflow_celery_config_drain: false)")
     parser.add_argument("--warmup", type=float, default=20, help="seconds of traffic before the rollout (default 20)")
     parser.add_argument("--tail", type=float, default=20, help="seconds of traffic after the rollout (default 20)")
     parser.add_argument("--drain", type=float, default=240,
