@@ -47,9 +47,8 @@ options:
       - Seconds the whole drain may wait for running tasks, counted from the drain's first call.
   round:
     type: int
-    default: 30
     description:
-      - Seconds one call waits at most before it reports.
+      - Seconds one call waits at most before it reports. Unset, a quarter of C(timeout), from 5 to 30 s.
   note_dir:
     type: path
     default: /var/lib/airflow_celery_config
@@ -142,7 +141,7 @@ ARGUMENT_SPEC = dict(
     state=dict(type="str", required=True, choices=["drained", "consuming"]),
     queues=dict(type="list", elements="dict", default=[]),
     timeout=dict(type="int", default=600),
-    round=dict(type="int", default=30),
+    round=dict(type="int", default=None),
     note_dir=dict(type="path", default="/var/lib/airflow_celery_config"),
 )
 
@@ -162,7 +161,9 @@ def drained(module, worker, path, note):
         write_note(path, queues, started)
         result["changed"] = True
     left = max(0, int(started + p["timeout"] - time.time()))
-    answer = worker.ask("drain", queues=queues, wait=min(p["round"], left), timeout=min(p["round"], left))
+    # Often enough that the operator sees why the rollout waits, rarely enough to cost little.
+    wait = min(p["round"] or min(30, max(5, p["timeout"] // 4)), left)
+    answer = worker.ask("drain", queues=queues, wait=wait, timeout=wait)
     result["imports"] = 1
     if answer.get("problem"):
         # Some of it may have happened: give back whatever it did cancel. Where that fails too,

@@ -290,7 +290,10 @@ def main():
     started = start_time(worker.props.get("ExecMainStartTimestampMonotonic"))
     # Other workers answer, this one does not, though it has had time to start: its name is
     # wrong, unless it answers within one reconnect back-off.
-    if live.get("others") and not live["answered"] and started and time.time() - started > WORKER_START_GRACE:
+    # (A worker whose config turns remote control off never answers: nothing to tell from its silence.)
+    remote_control = (result.get("now") or {}).get("remote_control", True)
+    if (live.get("others") and not live["answered"] and remote_control and started
+            and time.time() - started > WORKER_START_GRACE):
         pinged = worker.ask("ping", timeout=RECONNECT_WAIT).get("live") or {}
         if not pinged.get("answered"):
             module.fail_json(msg="airflow_celery_config_node_name: no worker answers as %s within %d s, though the "

@@ -21,6 +21,13 @@ options:
     description:
       - The worker install; the same dict as the C(install) option of M(airflow_celery_config_facts), whose
         documentation lists its keys.
+  remote_control:
+    type: bool
+    default: true
+    description:
+      - Whether the restarted worker's config leaves Celery's remote control on (C(worker_enable_remote_control)). Off,
+        it cannot answer a ping: the module waits until the unit is active, then requires it to stay active, with the
+        same main process, for 10 s.
 author: airflow_celery_config contributors
 """
 
@@ -60,7 +67,10 @@ try:
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import INSTALL_SPEC, Worker
 
-ARGUMENT_SPEC = dict(install=INSTALL_SPEC)
+ARGUMENT_SPEC = dict(install=INSTALL_SPEC, remote_control=dict(type="bool", default=True))
+# Seconds a worker without remote control must stay active after its start to count as back:
+# it cannot answer a ping, and Airflow 2 workers that fail can exit a few seconds after starting.
+SETTLE = 10
 
 
 def journal_errors(module, unit, since):
@@ -73,6 +83,10 @@ def journal_errors(module, unit, since):
         if re.match(r"[\w.]*(Error|Exception)\b.*:", line) and line not in errors:
             errors.append(line)
     return "; errors in its journal: " + " | ".join(errors[:5]) if errors else ""
+
+
+def main_pid(module, unit):
+    return module.run_command(["systemctl", "show", unit, "--property=MainPID", "--value"])[1].strip()
 
 
 def main():
@@ -88,6 +102,15 @@ def main():
         time.sleep(0 if state == "active" else 1)
     worker = Worker(module, p)
     result = worker.result()
+    if state == "active" and not module.params["remote_control"]:
+        pid = main_pid(module, p["service"])
+        time.sleep(SETTLE)
+        state = module.run_command(["systemctl", "is-active", p["service"]])[1].strip()
+        result["answered"] = state == "active" and main_pid(module, p["service"]) == pid
+        if not result["answered"]:
+            result["problem"] = "the worker unit %s did not stay active for %d s after its restart%s" % (
+                p["service"], SETTLE, journal_errors(module, p["service"], started - 5))
+        module.exit_json(**result)
     if state == "active":
         result.update(worker.ask("ping", timeout=max(1, int(deadline - time.time()))))
     result["answered"] = bool(result.get("replies"))

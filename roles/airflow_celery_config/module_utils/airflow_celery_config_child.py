@@ -324,6 +324,8 @@ def read_effective(settings, wanted_digest):
     out["visibility_timeout"] = (conf.get("broker_transport_options") or {}).get("visibility_timeout")
     # The scheme only: the URL holds a password.
     out["broker_scheme"] = str(conf.get("broker_url") or "").split("://")[0]
+    # Off, the worker answers no ping, inspect or cancel_consumer (no drain, no live answer).
+    out["remote_control"] = bool(conf.get("worker_enable_remote_control", True))
     return out
 
 
