@@ -26,8 +26,8 @@ options:
     default: true
     description:
       - Whether the restarted worker's config leaves Celery's remote control on (C(worker_enable_remote_control)). Off,
-        it cannot answer a ping: the module waits until the unit is active, then requires it to stay active, with the
-        same main process, for 10 s.
+        it cannot answer a ping, so the module waits until the unit is active, then requires it to stay active, with
+        the same main process, for 10 s.
 author: airflow_celery_config contributors
 """
 
