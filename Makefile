@@ -28,7 +28,7 @@ RESTART_PROOF_VERSIONS ?= 3.3.2 1.10.15
 CONTROL_NODES ?=
 export ACC_CONTROL_NODES := $(CONTROL_NODES)
 
-.PHONY: venv setup images demo demo-destroy lint unit test test-versions test-scenarios
+.PHONY: venv setup images demo demo-destroy lint unit test test-lane-images test-lane-matrix test-lane-scenarios test-versions test-scenarios
 
 # The Python tools only: enough for lint and unit, without Docker or root.
 venv:
@@ -57,28 +57,53 @@ lint: venv
 unit: venv
 	python -m pytest -q tests
 
-# Beside a lane that builds every image the matrix needs, one version at a time in the matrix's
-# order, TEST_LANES lanes take the Molecule runs from one queue (scripts/test_lanes.py): the
-# scenarios of SCENARIOS, in their order, alternating with the matrix's pairs. Most runs wait
-# much of the time (a worker starting, a task, a drain), so three lanes keep two cores busy.
+# Two lanes run side by side: the Airflow matrix, then the scenarios of LATE_SCENARIOS; and
+# every other scenario. The matrix is the shorter part, so the late ones end the lanes together.
 # Each scenario has container names and a network of its own, so the lanes never touch each
-# other's hosts. Each output line starts with its run's name. A run that needs an image being
-# built waits for it (scripts/build-images.sh holds a lock), so on a fresh machine the builds,
-# which wait on downloads much of the time, overlap the first runs.
-SCENARIOS ?= restarts native bad_input postgres fallback multi_install hosts
-export ACC_SCENARIOS := $(SCENARIOS)
-export ACC_RESTART_PROOF_VERSIONS := $(RESTART_PROOF_VERSIONS)
-TEST_LANES ?= 3
+# other's hosts. Each output line starts with its scenario's name. Beside them, a third lane
+# builds every image the matrix needs, in the matrix's order, one version at a time; a lane that
+# needs an image still being built waits for it (scripts/build-images.sh holds a lock), so on a
+# fresh machine the builds, which wait on downloads much of the time, overlap the first scenarios.
+SCENARIOS ?= bad_input multi_install fallback postgres native restarts hosts
+LATE_SCENARIOS ?= postgres hosts fallback
 
 test: setup
 	@mkdir -p $(dir $(ACC_TIMES)) && : > $(ACC_TIMES)
 	@started=$$(date +%s); $(MAKE) --no-print-directory lint unit || exit 1; \
 	  printf 'lint, unit\tall\t%s\n' $$(( $$(date +%s) - started )) >> $(ACC_TIMES)
-	@scripts/test_lanes.py $(TEST_LANES); rc=$$?; scripts/times_table.py $(ACC_TIMES); exit $$rc
+	@$(MAKE) --no-print-directory -j3 test-lane-images test-lane-matrix test-lane-scenarios; rc=$$?; \
+	  scripts/times_table.py $(ACC_TIMES); exit $$rc
 
-# The matrix alone, or the other scenarios alone.
-test-versions: setup
-	@ACC_SCENARIOS= scripts/test_lanes.py $(TEST_LANES)
+test-lane-images:
+	@for version in $(AIRFLOW_VERSIONS); do \
+	  ACC_AIRFLOW_VERSIONS=$$version scripts/build-images.sh 2>&1 | sed -u 's/^/[images] /' || exit 1; \
+	done
 
-test-scenarios: setup
-	@ACC_AIRFLOW_VERSIONS= scripts/test_lanes.py $(TEST_LANES)
+test-lane-matrix:
+	@$(MAKE) --no-print-directory test-versions
+	@$(MAKE) --no-print-directory test-scenarios SCENARIOS="$(filter $(LATE_SCENARIOS),$(SCENARIOS))"
+
+test-lane-scenarios:
+	@$(MAKE) --no-print-directory test-scenarios SCENARIOS="$(filter-out $(LATE_SCENARIOS),$(SCENARIOS))"
+
+test-versions:
+	@set -- $(AIRFLOW_VERSIONS); \
+	while [ $$# -gt 0 ]; do \
+	  first=$$1; second=$${2:-$$1}; shift; [ $$# -eq 0 ] || shift; \
+	  ACC_AIRFLOW_VERSIONS="$$first $$second" scripts/build-images.sh || exit 1; \
+	  echo "== $$(date +%T) molecule default scenario, Airflow $$first and $$second"; \
+	  case " $(RESTART_PROOF_VERSIONS) " in *" $$first "*|*" $$second "*) proofs=true ;; *) proofs=false ;; esac; \
+	  case $$first in 3.3.2) records=true ;; *) records=false ;; esac; \
+	  ACC_AIRFLOW_VERSION=$$first ACC_AIRFLOW_VERSION_2=$$second ACC_RESTART_PROOFS=$$proofs ACC_RECORD_CASES=$$records \
+	    molecule test -s default 2>&1 | scripts/timelog.py "default $$first+$$second" || exit 1; \
+	done; \
+	echo "== $$(date +%T) the Airflow matrix passed"
+
+# Every scenario but default runs on Airflow 3.3.2.
+test-scenarios:
+	@ACC_AIRFLOW_VERSIONS=3.3.2 scripts/build-images.sh
+	@for scenario in $(SCENARIOS); do \
+	  echo "== $$(date +%T) molecule $$scenario scenario"; \
+	  molecule test -s $$scenario 2>&1 | scripts/timelog.py $$scenario || exit 1; \
+	done; \
+	echo "== $$(date +%T) scenarios passed: $(SCENARIOS)"

@@ -9,7 +9,6 @@ SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "scripts")
 sys.path.insert(0, SCRIPTS)
 
 import check_images  # noqa: E402
-import test_lanes  # noqa: E402
 import times_table  # noqa: E402
 
 MOLECULE_OUTPUT = """\
@@ -80,29 +79,3 @@ def test_present_images_pass(tmp_path, monkeypatch):
     (tmp_path / "molecule.yml").write_text("platforms:\n  - {name: a, image: acc-services:bookworm}\n")
     monkeypatch.setattr(check_images, "missing_images", lambda images: [])
     assert check_images.main(str(tmp_path), {}) == 0
-
-
-def test_lanes_pair_the_matrix_and_alternate_it_with_the_scenarios():
-    order = test_lanes.runs(["3.3.2", "3.0.6", "2.2.5", "1.10.15", "2.10.5"], ["restarts", "native", "hosts"],
-                            ["3.3.2", "1.10.15"])
-    assert [label for label, _, _ in order] == [
-        "restarts", "default 3.3.2+3.0.6", "native", "default 2.2.5+1.10.15", "hosts", "default 2.10.5+2.10.5"]
-    envs = {label: env for label, env, _ in order}
-    # Proofs where a worker has a proof version; record cases where worker 1 has 3.3.2.
-    assert [envs[label]["ACC_RESTART_PROOFS"] for label in ("default 3.3.2+3.0.6", "default 2.2.5+1.10.15",
-                                                            "default 2.10.5+2.10.5")] == ["true", "true", "false"]
-    assert envs["default 3.3.2+3.0.6"]["ACC_RECORD_CASES"] == "true"
-    assert envs["default 2.2.5+1.10.15"]["ACC_RECORD_CASES"] == "false"
-    assert envs["default 2.2.5+1.10.15"]["ACC_AIRFLOW_VERSIONS"] == "2.2.5 1.10.15"
-    assert envs["hosts"] == {"ACC_AIRFLOW_VERSIONS": "3.3.2"}
-
-
-def test_lanes_stop_taking_runs_after_a_failure(tmp_path, monkeypatch):
-    started = []
-    monkeypatch.setattr(test_lanes, "shell", lambda command, env: started.append(command) or 1)
-    todo = test_lanes.queue.Queue()
-    for name in ("first", "second", "third"):
-        todo.put((name, {}, name))
-    failed = test_lanes.threading.Event()
-    test_lanes.lane(todo, failed)
-    assert failed.is_set() and len(started) == 1 and todo.qsize() == 2
