@@ -28,6 +28,9 @@ def table():
         description = spec["description"]
         description = " ".join(description) if isinstance(description, list) else description
         kind = spec["type"] + (" of " + spec["elements"] if "elements" in spec else "")
+        if kind == "raw":
+            # The dict and list inputs that also take their JSON or YAML text (tasks/inputs.yml).
+            kind = ("dict" if isinstance(spec.get("default"), dict) else "list of str") + " or its text"
         rows.append("| `%s` | %s | `%s` | %s |" % (name, kind, default, plain(description).replace("|", "\\|")))
     return "\n".join(rows)
 
