@@ -15,15 +15,17 @@ description:
   - Fits C(database_engine_options.pool_recycle) below the result-backend database's idle timeout
     (C(install.read_idle_timeout)) and names the settings (return value C(digest)).
   - In the same import, reads the worker's Celery app and the running worker the way
-    M(airflow_celery_config_check) does (return value C(now)), so a run that writes nothing imports Airflow once.
+    M(airflow_fleet.celery_config.airflow_celery_config_check) does (return value C(now)), so a run that writes
+    nothing imports Airflow once.
   - Never changes anything; safe in check mode.
 options:
   install:
     type: dict
     required: true
     description:
-      - The worker install, as the role's inputs name it; M(airflow_celery_config_check) and
-        M(airflow_celery_config_ping) take the same dict.
+      - The worker install, as the role's inputs name it; M(airflow_fleet.celery_config.airflow_celery_config_check),
+        M(airflow_fleet.celery_config.airflow_celery_config_ping) and
+        M(airflow_fleet.celery_config.airflow_celery_config_drain) take the same dict.
     suboptions:
       python:
         type: path
@@ -64,7 +66,7 @@ options:
       timeout:
         type: int
         default: 120
-        description: Seconds M(airflow_celery_config_ping) waits.
+        description: Seconds M(airflow_fleet.celery_config.airflow_celery_config_ping) waits.
       extra_setting_names:
         type: list
         elements: str
@@ -91,7 +93,7 @@ options:
         type: int
         default: 0
         description: Seconds a stop waits for running tasks; named in the warning about them.
-author: airflow_celery_config contributors
+author: airflow_celery_config contributors (@airflow-fleet)
 """
 
 EXAMPLES = r"""
@@ -176,8 +178,8 @@ digest_key:
   type: str
 now:
   description:
-    - What M(airflow_celery_config_check) would return, read from the same import of Airflow with the settings
-      fitted as the return value C(digest) names them, while the files are as they are (null if that read failed).
+    - What M(airflow_fleet.celery_config.airflow_celery_config_check) would return, read from the same import of
+      Airflow with the settings fitted as the return value C(digest) names them, while the files are as they are (null if that read failed).
     - Pass it back as that module's C(reuse) option when the run writes nothing.
   returned: always
   type: dict
@@ -239,7 +241,7 @@ def cfg_facts(module, path):
     found = read_options(text)
     # ConfigParser keeps the last of repeated lines; a file with any fails below anyway.
     facts["value"] = found.get(("celery", "celery_config_options"), [(None, None)])[-1][1]
-    facts["duplicates"] = ["[%s] %s on lines %s" % (section, option, ", ".join(str(number) for number, _ in lines))
+    facts["duplicates"] = ["[%s] %s on lines %s" % (section, option, ", ".join(str(number) for number, _value in lines))
                            for (section, option), lines in sorted(found.items()) if len(lines) > 1]
     return facts
 

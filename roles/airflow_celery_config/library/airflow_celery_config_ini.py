@@ -42,7 +42,7 @@ options:
     description:
       - Copy the file (the link's target) beside itself before changing it; the return value C(backup_file) names
         the copy.
-author: airflow_celery_config contributors
+author: airflow_celery_config contributors (@airflow-fleet)
 """
 
 EXAMPLES = r"""

@@ -45,7 +45,7 @@ options:
   env_file:
     type: path
     description: The unit's EnvironmentFile the role edits, if any.
-author: airflow_celery_config contributors
+author: airflow_celery_config contributors (@airflow-fleet)
 """
 
 EXAMPLES = r"""

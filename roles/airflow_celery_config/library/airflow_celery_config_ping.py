@@ -19,8 +19,75 @@ options:
     type: dict
     required: true
     description:
-      - The worker install; the same dict as the C(install) option of M(airflow_celery_config_facts), whose
-        documentation lists its keys.
+      - The worker install; the same dict as the C(install) option of
+        M(airflow_fleet.celery_config.airflow_celery_config_facts).
+    suboptions:
+      python:
+        type: path
+        required: true
+        description: The worker venv's interpreter.
+      airflow_home:
+        type: path
+        required: true
+        description: The worker's AIRFLOW_HOME; the module fails when the unit runs with another one.
+      cfg_path:
+        type: path
+        required: true
+        description: The airflow.cfg the worker reads.
+      service:
+        type: str
+        required: true
+        description: The worker's systemd unit.
+      module_dir:
+        type: path
+        required: true
+        description: The folder of the Celery config module.
+      module_name:
+        type: str
+        required: true
+        description: The Celery config module's name, a Python identifier.
+      dict_name:
+        type: str
+        required: true
+        description: The dict in the module that C(celery_config_options) points at, a Python identifier.
+      settings:
+        type: dict
+        default: {}
+        description: Managed Celery settings and their intended values.
+      node_name:
+        type: str
+        default: ''
+        description: Celery node name of the worker; empty means C(celery@<hostname>).
+      timeout:
+        type: int
+        default: 120
+        description: Seconds M(airflow_fleet.celery_config.airflow_celery_config_ping) waits.
+      extra_setting_names:
+        type: list
+        elements: str
+        default: []
+        description: Setting names to accept beyond Celery's own.
+      manage_env:
+        type: bool
+        default: false
+        description: Accept a unit environment that sets C(celery_config_options); the role then rewrites it.
+      read_idle_timeout:
+        type: bool
+        default: false
+        description:
+          - Connect to the result-backend database as the worker would and report the server's idle timeout in
+            the return value C(db_idle_timeout); a database it cannot read gives a warning, not a failure.
+      dropin_path:
+        type: path
+        description: The role's drop-in of the unit; its time counts as a config change.
+      digest:
+        type: str
+        default: ''
+        description: The return value C(digest) of this module, what the check and the ping expect the worker to run.
+      stop_timeout:
+        type: int
+        default: 0
+        description: Seconds a stop waits for running tasks; named in the warning about them.
   remote_control:
     type: bool
     default: true
@@ -28,7 +95,7 @@ options:
       - Whether the restarted worker's config leaves Celery's remote control on (C(worker_enable_remote_control)). Off,
         it cannot answer a ping, so the module waits until the unit is active, then requires it to stay active, with
         the same main process, for 10 s.
-author: airflow_celery_config contributors
+author: airflow_celery_config contributors (@airflow-fleet)
 """
 
 EXAMPLES = r"""

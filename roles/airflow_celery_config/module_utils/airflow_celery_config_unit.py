@@ -27,7 +27,7 @@ def parse_show(text):
     """`systemctl show` output as a dict; ExecStart and EnvironmentFiles as lists."""
     props = {"ExecStart": [], "EnvironmentFiles": []}
     for line in text.splitlines():
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         if key in ("ExecStart", "EnvironmentFiles"):
             props[key].append(value)
         elif key:
@@ -42,7 +42,7 @@ def parse_env_file(text):
         line = line.strip()
         if not line or line[0] in "#;" or "=" not in line:
             continue
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -53,7 +53,7 @@ def parse_env_file(text):
 def env_file_entry(entry):
     """(path, optional) of one EnvironmentFiles entry: systemd prints "PATH (ignore_errors=yes|no)"
     and does not keep the leading "-" of an optional one."""
-    path, _, flags = entry.partition(" (ignore_errors=")
+    path, _sep, flags = entry.partition(" (ignore_errors=")
     return path, flags.startswith("yes")
 
 
@@ -93,7 +93,7 @@ def unit_environment(props, unit, read=None):
     read = read or _read_text
     env, origin, files = {}, {}, {}
     for item in shlex.split(props.get("Environment", "")):
-        key, _, value = item.partition("=")
+        key, _sep, value = item.partition("=")
         env[key] = value
         origin[key] = "Environment= of %s" % unit
     for entry in props.get("EnvironmentFiles", []):
