@@ -82,11 +82,14 @@ def test_tarball_holds_the_content_and_nothing_else(built):
     # The releases, as antsibull-changelog keeps them, go with the content; pending fragments do not.
     assert "changelogs/changelog.yaml" in names
     assert [name for name in names if name.startswith("changelogs/fragments")] == []
-    # Test, lint and build tooling (Molecule, flake8, the test requirements) stays out.
+    # Test, lint and build tooling (Molecule, flake8, the test requirements) stays out. The
+    # ansible-lint config goes in: Galaxy's importer lints the tarball with it (it names the
+    # ansible-core 2.14 that requires_ansible takes).
     assert top <= {"roles", "playbooks", "plugins", "meta", "docs", "changelogs", "README.md", "CHANGELOG.md",
-                   "LICENSE", "MANIFEST.json", "FILES.json"}, top
+                   "LICENSE", "MANIFEST.json", "FILES.json", ".ansible-lint"}, top
+    assert ".ansible-lint" in top
     test_only = {".config", "molecule", "tests", "benchmarks", "images", "scripts", "__pycache__", ".pytest_cache",
-                 ".venv", ".cache", ".ansible", ".ci", ".flake8", ".ansible-lint", ".yamllint", "requirements.txt",
+                 ".venv", ".cache", ".ansible", ".ci", ".flake8", ".yamllint", "requirements.txt",
                  "requirements.yml"}
     assert [name for name in names if set(name.split("/")) & test_only] == []
 
