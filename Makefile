@@ -28,7 +28,7 @@ RESTART_PROOF_VERSIONS ?= 3.3.2 1.10.15
 CONTROL_NODES ?=
 export ACC_CONTROL_NODES := $(CONTROL_NODES)
 
-.PHONY: venv setup images demo demo-destroy lint unit test test-lane-images test-lane-matrix test-lane-scenarios test-versions test-scenarios
+.PHONY: venv setup images demo demo-destroy lint unit collection-checks test test-lane-images test-lane-matrix test-lane-scenarios test-versions test-scenarios
 
 # The Python tools only: enough for lint and unit, without Docker or root.
 venv:
@@ -58,6 +58,11 @@ lint: venv
 
 unit: venv
 	python -m pytest -q tests --ignore=tests/test_module_docs.py
+
+# The checks Galaxy's importer and ansible-test sanity make, on the tarball Ansible users install
+# (docs/testing.md: Collection checks). Needs no Docker; the first run makes venvs for both.
+collection-checks: venv
+	scripts/collection_checks.sh
 
 # Two lanes run side by side: the Airflow matrix, then the scenarios of LATE_SCENARIOS; and
 # every other scenario. The matrix is the shorter part, so the late ones end the lanes together.
