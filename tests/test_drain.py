@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
 
-from airflow_celery_config_drain import busy_summary, busy_tasks, busy_text, note_path, read_note, write_note  # noqa: E402
+from airflow_celery_config_drain import busy_summary, busy_tasks, busy_text, merged, note_path, read_note, write_note  # noqa: E402
 
 QUEUE = {"name": "default", "exchange": "default", "exchange_type": "direct", "routing_key": "default"}
 
@@ -45,3 +45,10 @@ def test_busy_text_names_five_then_counts():
     text = busy_text(tasks)
     assert text.startswith("t[0] running 10 s; t[1] running 9 s")
     assert text.endswith("; and 2 more")
+
+
+def test_merged_keeps_the_noted_queues_first_and_adds_new_names_only():
+    noted = [{"name": "default", "exchange": "default"}]
+    more = [{"name": "default", "exchange": "other"}, {"name": "gpu"}]
+    assert merged(noted, more) == [{"name": "default", "exchange": "default"}, {"name": "gpu"}]
+    assert merged([], more) == more

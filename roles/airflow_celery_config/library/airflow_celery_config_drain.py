@@ -13,7 +13,8 @@ description:
     task (C(inspect active), C(inspect reserved)) for at most C(round) seconds. Call it again until C(idle) or
     C(expired) is true; each call reports the tasks it still waits for.
   - Before cancelling anything it writes a note naming the queues (in C(note_dir)), so that a run that dies
-    mid-drain leaves the queues known. The note also holds when the drain began; C(timeout) counts from then.
+    mid-drain leaves the queues known. The note also holds when the drain began, the moment the first call
+    cancelled the consumers (not counting the import of Airflow before it); C(timeout) counts from then.
   - With C(state=consuming), gives the worker back the queues its note names (Celery's C(add_consumer)) and removes
     the note. Without a note it does nothing. After a restart the role removes the note itself, as a new worker
     consumes its queues.
@@ -195,11 +196,11 @@ from ansible.module_utils.basic import AnsibleModule
 # The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
 try:
     from ansible.module_utils.airflow_celery_config_drain import (
-        busy_summary, busy_tasks, busy_text, note_path, read_note, write_note)
+        busy_summary, busy_tasks, busy_text, merged, note_path, read_note, write_note)
     from ansible.module_utils.airflow_celery_config_worker import INSTALL_SPEC, Worker
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_drain import (
-        busy_summary, busy_tasks, busy_text, note_path, read_note, write_note)
+        busy_summary, busy_tasks, busy_text, merged, note_path, read_note, write_note)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import (
         INSTALL_SPEC, Worker)
 
@@ -211,12 +212,6 @@ ARGUMENT_SPEC = dict(
     round=dict(type="int", default=None),
     note_dir=dict(type="path", default="/var/lib/airflow_celery_config"),
 )
-
-
-def merged(queues, more):
-    """`queues` and those of `more` not among them, by name."""
-    names = {queue["name"] for queue in queues}
-    return list(queues) + [queue for queue in more if queue["name"] not in names]
 
 
 def drained(module, worker, path, note):
@@ -232,6 +227,11 @@ def drained(module, worker, path, note):
     wait = min(p["round"] or min(30, max(5, p["timeout"] // 4)), left)
     answer = worker.ask("drain", queues=queues, wait=wait, timeout=wait)
     result["imports"] = 1
+    if note is None and answer.get("cancelled_at"):
+        # The drain timeout counts from when the worker stopped taking tasks, not from the
+        # import of Airflow before that (seconds on a loaded host).
+        started = answer["cancelled_at"]
+        write_note(path, queues, started)
     if answer.get("problem"):
         # Some of it may have happened: give back whatever it did cancel. Where that fails too,
         # the note stays for the next run.

@@ -40,6 +40,12 @@ def write_note(path, queues, started):
     os.replace(temporary, path)
 
 
+def merged(queues, more):
+    """`queues` and those of `more` not among them, by name."""
+    names = {queue["name"] for queue in queues}
+    return list(queues) + [queue for queue in more if queue["name"] not in names]
+
+
 def task_age(time_start, wall_now, monotonic_now):
     """Seconds a task has run. Celery reports its start as wall-clock time on some versions and
     as the worker host's monotonic clock on others; the drain asks from the same host."""
