@@ -82,10 +82,10 @@ from ansible.module_utils.basic import AnsibleModule
 # The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
 try:
     from ansible.module_utils.airflow_celery_config_ini import IniError, set_option
-    from ansible.module_utils.airflow_celery_config_safety import SECRET, secret_values
+    from ansible.module_utils.airflow_celery_config_safety import SECRET_NAME, secret_values
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_ini import IniError, set_option
-    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_safety import SECRET, secret_values
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_safety import SECRET_NAME, secret_values
 
 
 ARGUMENT_SPEC = dict(
@@ -101,7 +101,7 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     # Before anything can fail: a credential in the value never reaches the output.
-    if SECRET.search(p["option"]):
+    if SECRET_NAME.search(p["option"]):
         module.no_log_values.update(secret_values({p["option"]: p["value"]}))
     else:
         try:

@@ -16,10 +16,10 @@ description:
     environment, working directory and ExecStart as systemd loaded them; the worker's interpreter,
     its sys.path (PYTHONPATH and .pth files included) and every distribution installed there,
     with its version.
-  - Without C(save), compares it with the record (return value C(holds)). The record holds when the fingerprint
+  - Without C(in_sync_report), compares it with the record (return value C(holds)). The record holds when the fingerprint
     is the same, the unit is active, and its worker is the process the record was made with or
     one started after the fingerprinted files last changed. Never changes anything.
-  - With C(save), keeps the fingerprint, the worker process and C(save) as the record, readable by
+  - With C(in_sync_report), keeps the fingerprint, the worker process and C(in_sync_report) as the record, readable by
     root only, in C(dir). Call it only after a full check found the running worker in sync.
   - The record is the role's own cache, not the worker's config; writing it reports no change.
     Nothing is written in check mode.
@@ -64,7 +64,7 @@ options:
     type: str
     required: true
     description: A digest of every role input that decides what the role writes (settings and the role's own files included).
-  save:
+  in_sync_report:
     type: dict
     description: The role's report of a full check that found the worker in sync, to keep with the fingerprint.
   dir:
@@ -92,15 +92,15 @@ EXAMPLES = r"""
 RETURN = r"""
 holds:
   description: Whether the record still describes the running worker.
-  returned: without save
+  returned: without in_sync_report
   type: bool
 why:
   description: Why it does not (what changed since the record, that there is none, or that a drain was cut short).
-  returned: without save, when holds is false
+  returned: without in_sync_report, when holds is false
   type: str
 report:
   description: The recorded report, as a run that writes and restarts nothing gives it (C(airflow_imports) 0, C(check) recorded).
-  returned: without save, when holds is true
+  returned: without in_sync_report, when holds is true
   type: dict
 path:
   description: The record's file.
@@ -108,7 +108,7 @@ path:
   type: str
 recorded_at:
   description: When the record was made (UTC).
-  returned: when holds is true, or with save
+  returned: when holds is true, or with in_sync_report
   type: str
 """
 
@@ -211,7 +211,7 @@ def load(path):
         return None, "cannot read the record %s: %s" % (path, exc)
 
 
-def save(path, record):
+def write_record(path, record):
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         os.makedirs(folder, 0o700)
@@ -233,7 +233,7 @@ ARGUMENT_SPEC = dict(
         {key: INSTALL_OPTIONS[key] for key in ("python", "airflow_home", "cfg_path", "service", "module_dir", "module_name")},
         dropin_path=dict(type="path", required=True))),
     inputs_digest=dict(type="str", required=True),
-    save=dict(type="dict", default=None),
+    in_sync_report=dict(type="dict", default=None),
     dir=dict(type="path", default="/var/lib/airflow_celery_config"),
 )
 
@@ -243,7 +243,7 @@ def main():
     p = dict(module.params["install"], inputs_digest=module.params["inputs_digest"])
     path = os.path.join(module.params["dir"], re.sub(r"[^A-Za-z0-9_.@-]", "_", p["service"]) + ".json")
     result = dict(changed=False, path=path)
-    report = module.params["save"]
+    report = module.params["in_sync_report"]
     try:
         now, process, active, started_at, files_changed_at = read_host(module, p)
     except UnitError as exc:
@@ -255,8 +255,8 @@ def main():
             module.fail_json(msg="only a worker found in sync is recorded, not one %r" % report.get("state"), **result)
         result["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if not module.check_mode:
-            save(path, {"version": RECORD_VERSION, "recorded_at": result["recorded_at"],
-                        "fingerprint": now, "process": process, "report": report})
+            write_record(path, {"version": RECORD_VERSION, "recorded_at": result["recorded_at"],
+                                "fingerprint": now, "process": process, "report": report})
         module.exit_json(**result)
     record, why = load(path)
     if os.path.exists(note_path(module.params["dir"], p["service"])):

@@ -14,7 +14,7 @@ import time
 
 # The request, and the pattern of setting names whose values are never reported; set by main().
 req = {}
-SECRET = re.compile("^$")
+SECRET_NAME = re.compile("^$")
 
 
 def dist_version(name):
@@ -280,6 +280,7 @@ def drain(out):
             answered_by(node, control.cancel_consumer(queue["name"], destination=[node], reply=True,
                                                       timeout=req["live_timeout"], connection=connection),
                         "cancel_consumer")
+        out["cancelled_at"] = time.time()
         while True:
             inspect = control.inspect(destination=[node], timeout=req["live_timeout"], connection=connection)
             active, reserved = inspect.active() or {}, inspect.reserved() or {}
@@ -315,7 +316,7 @@ def read_effective(settings, wanted_digest):
     # The stale-connection settings are always reported, managed or not.
     keys = set(settings) | {"database_engine_options", "database_short_lived_sessions"}
     # Broker and backend URLs carry passwords: compared, never reported.
-    out["effective"] = {key: "********" if SECRET.search(key) and conf.get(key) else plain(conf.get(key))
+    out["effective"] = {key: "********" if SECRET_NAME.search(key) and conf.get(key) else plain(conf.get(key))
                         for key in sorted(keys)}
     out["mismatches"] = sorted(key for key, value in settings.items() if not contains(conf.get(key), value))
     out["config_options"] = team_conf().get("celery", "celery_config_options", fallback=None)
@@ -398,13 +399,13 @@ def ping(out):
 
 
 def main():
-    global req, SECRET
+    global req, SECRET_NAME
     # `python -c` puts the working directory first on sys.path, where the airflow script the
     # worker runs does not: a folder named "airflow" there (AIRFLOW_HOME!) would pass for Airflow.
     if sys.path and sys.path[0] in ("", "."):
         del sys.path[0]
     req = json.load(sys.stdin)
-    SECRET = re.compile(req["secret_pattern"], re.IGNORECASE)
+    SECRET_NAME = re.compile(req["secret_pattern"], re.IGNORECASE)
     out = {"hostname": socket.gethostname()}
     out["versions"] = {"airflow": dist_version("apache-airflow"), "celery": dist_version("celery"),
                        "celery_provider": dist_version("apache-airflow-providers-celery")}

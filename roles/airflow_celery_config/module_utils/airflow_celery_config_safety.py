@@ -16,7 +16,7 @@ import stat
 # The one definition: the child masks effective values with it, the modules mask what they
 # return with it.
 SECRET_PATTERN = r"url|password|secret|backend$|sentinel_kwargs"
-SECRET = re.compile(SECRET_PATTERN, re.IGNORECASE)
+SECRET_NAME = re.compile(SECRET_PATTERN, re.IGNORECASE)
 
 # Shorter strings would mask every occurrence of common words or digits in the output.
 MIN_SECRET_LENGTH = 4
@@ -39,7 +39,7 @@ def secret_names(settings, prefix=""):
     if isinstance(settings, dict):
         for key, value in sorted(settings.items()):
             name = prefix + str(key)
-            if SECRET.search(str(key)):
+            if SECRET_NAME.search(str(key)):
                 names.append(name)
             else:
                 names.extend(secret_names(value, name + "."))
@@ -59,7 +59,7 @@ def secret_values(settings):
                     walk(item)
             return
         for key, value in node.items():
-            if SECRET.search(str(key)):
+            if SECRET_NAME.search(str(key)):
                 for leaf in _leaves(value):
                     values.add(leaf)
                     values.add(json.dumps(leaf)[1:-1])
