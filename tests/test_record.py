@@ -2,14 +2,16 @@
 and the script that lists what the worker's interpreter imports from."""
 import copy
 import json
+import os
 import pathlib
+import stat
 import subprocess
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
 
 import airflow_celery_config_installed  # noqa: E402
-from airflow_celery_config_record import RECORD_VERSION, differences, fingerprint, holds, recorded_report  # noqa: E402
+from airflow_celery_config_record import RECORD_VERSION, differences, fingerprint, holds, recorded_report, root_only  # noqa: E402
 
 FILES = {"/home/airflow/airflow/airflow.cfg": "c1", "/home/airflow/airflow/config/my_celery_config.py": "m1"}
 UNIT = {"User": "airflow", "Environment": "AIRFLOW_HOME=/home/airflow/airflow"}
@@ -92,3 +94,20 @@ def test_the_installed_script_runs_on_its_own_as_the_module_sends_it():
     answer = json.loads(out.strip().splitlines()[-1])
     assert answer["executable"] and answer["path"] and "" not in answer["path"]
     assert any(name.split("/")[-1].startswith("pytest-") for name in answer["distributions"])
+
+
+def test_only_a_record_only_root_could_have_written_counts():
+    def st(mode, uid=0):
+        return os.stat_result((mode, 0, 0, 1, uid, 0, 0, 0, 0, 0))
+    record_file, folder = stat.S_IFREG | 0o600, stat.S_IFDIR | 0o700
+    assert root_only(st(record_file), st(folder))
+    assert root_only(st(stat.S_IFREG | 0o400), st(stat.S_IFDIR | 0o755))
+    for record_stat, folder_stat in (
+            (st(record_file, uid=1000), st(folder)),                  # another user's record
+            (st(stat.S_IFREG | 0o640), st(folder)),                    # others may read it
+            (st(stat.S_IFREG | 0o602), st(folder)),                    # or write it
+            (st(stat.S_IFLNK | 0o600), st(folder)),                    # a link, not the record
+            (st(record_file), st(folder, uid=1000)),                   # in another user's folder
+            (st(record_file), st(stat.S_IFDIR | 0o770)),               # a folder others may write
+            (st(record_file), st(stat.S_IFDIR | 0o1777))):             # /tmp-like
+        assert not root_only(record_stat, folder_stat), (oct(record_stat.st_mode), oct(folder_stat.st_mode))

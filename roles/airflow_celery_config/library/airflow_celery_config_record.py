@@ -124,7 +124,8 @@ from ansible.module_utils.basic import AnsibleModule
 try:
     from ansible.module_utils import airflow_celery_config_installed as installed_script
     from ansible.module_utils.airflow_celery_config_drain import note_path
-    from ansible.module_utils.airflow_celery_config_record import RECORD_VERSION, fingerprint, holds, recorded_report, sha256
+    from ansible.module_utils.airflow_celery_config_record import (
+        RECORD_VERSION, fingerprint, holds, recorded_report, root_only, sha256)
     from ansible.module_utils.airflow_celery_config_unit import (
         UnitError, env_file_entry, exec_argv, newest_mtime, run_python, start_time, systemd_unit, unit_user, worker_process_env,
         working_directory)
@@ -133,7 +134,7 @@ except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils import airflow_celery_config_installed as installed_script
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_drain import note_path
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_record import (
-        RECORD_VERSION, fingerprint, holds, recorded_report, sha256)
+        RECORD_VERSION, fingerprint, holds, recorded_report, root_only, sha256)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import (
         UnitError, env_file_entry, exec_argv, newest_mtime, run_python, start_time, systemd_unit, unit_user, worker_process_env,
         working_directory)
@@ -200,9 +201,7 @@ def load(path):
         folder = os.stat(os.path.dirname(path))
     except OSError:
         return None, "no record of a full check"
-    # Only a record no one but root could have written decides anything.
-    if not os.path.isfile(path) or os.path.islink(path) or st.st_uid != 0 or st.st_mode & 0o077 \
-            or folder.st_uid != 0 or folder.st_mode & 0o022:
+    if not root_only(st, folder):
         return None, "the record %s is not root's own (owner root, mode 0600, folder not writable by others)" % path
     try:
         with open(path) as handle:

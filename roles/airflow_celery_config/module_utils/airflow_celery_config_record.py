@@ -11,9 +11,18 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import stat
 
 # Raised when the record's layout changes, so an older record is never read as a newer one.
 RECORD_VERSION = 1
+
+
+def root_only(record_stat, folder_stat):
+    """Whether only root could have written a record with lstat `record_stat` in a folder with
+    stat `folder_stat`: a regular file (not a link) of root's that no one else may read or
+    write, in a folder of root's that no one else may write. No other record decides anything."""
+    return (stat.S_ISREG(record_stat.st_mode) and record_stat.st_uid == 0 and not record_stat.st_mode & 0o077
+            and folder_stat.st_uid == 0 and not folder_stat.st_mode & 0o022)
 
 
 def sha256(data):
