@@ -104,8 +104,8 @@ def test_only_a_record_only_root_could_have_written_counts():
     assert root_only(st(stat.S_IFREG | 0o400), st(stat.S_IFDIR | 0o755))
     for record_stat, folder_stat in (
             (st(record_file, uid=1000), st(folder)),                  # another user's record
-            (st(stat.S_IFREG | 0o640), st(folder)),                    # others may read it
-            (st(stat.S_IFREG | 0o602), st(folder)),                    # or write it
+            (st(stat.S_IFREG | 0o640), st(folder)),                    # its group may read it
+            (st(stat.S_IFREG | 0o602), st(folder)),                    # anyone may write it
             (st(stat.S_IFLNK | 0o600), st(folder)),                    # a link, not the record
             (st(record_file), st(folder, uid=1000)),                   # in another user's folder
             (st(record_file), st(stat.S_IFDIR | 0o770)),               # a folder others may write
