@@ -7,10 +7,12 @@ services container (MariaDB result backend, Redis broker), prepares them with
 molecule/shared/prepare.yml, and applies the role once so the workers load acc_test_tasks.
 Then:
 
+  0. the floor: `ansible -m ansible.builtin.ping` over the workers (median of 3);
   1. task traffic from worker 1 (benchmarks/rolling_load_traffic.py, the worker's own Celery
      app): acc.sleep_count(--task-seconds) to `default` at a steady rate, by default 2.5 times
-     what one worker serves (2 slots / task seconds): more than two workers serve, so the queue
-     grows while a worker restarts, and less than three, so it drains between restarts;
+     what one worker serves (2 slots / mean task seconds): more than two workers serve, so the
+     queue grows while a worker restarts, and less than three, so it drains between restarts.
+     With --task-seconds-max each task runs a time drawn evenly between the two (--seed);
   2. after --warmup seconds, playbooks/site.yml with a changed setting (result_expires) and the
      playbook's default serial 1: every worker is restarted, one at a time;
   3. the traffic goes on --tail seconds after the rollout, stops, and waits up to --drain
@@ -28,14 +30,16 @@ processes systemd killed; from the tasks' own notes, the tasks running when the 
 the executions it served.
 
 Exits 0 only if the rollout succeeded, each worker restarted exactly once with no two down at
-the same time, every task was sent and succeeded once, and failed, missing, ran twice and left
-in the broker are 0.
+the same time, every task was sent and succeeded once, and failed, missing, ran twice, left
+in the broker and processes killed by systemd are 0.
 
   .venv/bin/python benchmarks/rolling_load.py
   # tasks longer than the stop timeout: the drain waits for them (must exit 0)
   .venv/bin/python benchmarks/rolling_load.py --stop-timeout 10 --task-seconds 45
   # negative control, the same without the drain (must exit 1):
   .venv/bin/python benchmarks/rolling_load.py --stop-timeout 10 --task-seconds 45 --no-role-drain
+  # steady load of tasks from 30 to 90 s, each longer than the stop timeout
+  .venv/bin/python benchmarks/rolling_load.py --stop-timeout 10 --task-seconds 30 --task-seconds-max 90 --warmup 120
 
 Own container names (acc-roll-*), label and network (acc-roll-net); removed at the end, also
 on failure (--keep leaves them up).
@@ -46,6 +50,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -115,7 +120,8 @@ def start_traffic(worker, args, log_dir):
     err = open(log_dir / "traffic.log", "w")
     proc = subprocess.Popen(
         ["docker", "exec", worker, "runuser", "-u", "airflow", "--", "env", "AIRFLOW_HOME=" + HOME,
-         VENV + "/bin/python", TRAFFIC, QUEUE, str(args.task_seconds), str(args.rate), STOP_FILE, str(args.drain)],
+         VENV + "/bin/python", TRAFFIC, QUEUE, str(args.task_seconds), str(args.rate), STOP_FILE, str(args.drain),
+         str(args.task_seconds_max), str(args.seed)],
         stdout=subprocess.PIPE, stderr=err, text=True)
     # It imports Airflow first: the warm-up counts from its first task.
     for _ in range(240):
@@ -149,7 +155,7 @@ def per_host_tasks(tasks, hosts):
 def count(traffic):
     """The proof's counts from the traffic's own record."""
     states = traffic["states"]
-    sent = [task_id for task_id, _ in traffic["sent"]]
+    sent = [task_id for task_id, _, _ in traffic["sent"]]
     known = set(sent)
     runs = {}
     for task_id, host, at in traffic["runs"]:
@@ -184,6 +190,9 @@ def run(args, fleet, log_dir):
     if base["rc"]:
         raise RuntimeError("the baseline run failed, see %s" % (log_dir / "baseline.log"))
     info["setup_seconds"] = time.monotonic() - stamp
+    pings = [runner.run("ping%d" % i, ["ansible", "-i", str(inv_path), "airflow_workers", "-m", "ansible.builtin.ping"])
+             for i in range(3)]
+    info["ping_seconds"] = statistics.median(r["seconds"] for r in pings)
 
     change = {"airflow_celery_config_settings": dict(SETTINGS, **CHANGE)}
     if args.stop_timeout is not None:
@@ -218,11 +227,12 @@ def run(args, fleet, log_dir):
     first_run = {}
     for task_id, _host, at in traffic["runs"]:
         first_run.setdefault(task_id, at)
-    waits = [first_run[t] - sent for t, sent in traffic["sent"] if t in first_run]
+    waits = [first_run[t] - sent for t, sent, _ in traffic["sent"] if t in first_run]
+    duration_of = {t: seconds for t, _, seconds in traffic["sent"]}
     info["wait"] = {"median": statistics.median(waits) if waits else None, "max": max(waits, default=None)}
     info["queue_max"] = max((s[1] for s in traffic["samples"]), default=0)
     info["unacked_max"] = max((s[2] for s in traffic["samples"]), default=0)
-    info["sent_during_rollout"] = sum(info["rollout_start"] <= sent <= info["rollout_end"] for _, sent in traffic["sent"])
+    info["sent_during_rollout"] = sum(info["rollout_start"] <= sent <= info["rollout_end"] for _, sent, _ in traffic["sent"])
 
     timing = per_host_tasks(rollout["tasks"], hosts)
     info["hosts"] = {}
@@ -231,7 +241,7 @@ def run(args, fleet, log_dir):
         entry = {"restarts": stops, **timing.get(host, {})}
         if stops:
             stop = stops[0]["stop"]
-            entry["in_flight"] = sum(1 for _, h, at in traffic["runs"] if h == host and at <= stop < at + args.task_seconds)
+            entry["in_flight"] = sum(1 for t, h, at in traffic["runs"] if h == host and at <= stop < at + duration_of.get(t, 0))
         entry["executions"] = sum(1 for _, h, _ in traffic["runs"] if h == host)
         info["hosts"][host] = entry
         (log_dir / ("journal-%s.txt" % host)).write_text(
@@ -244,8 +254,9 @@ def run(args, fleet, log_dir):
         runs_of.setdefault(task_id, []).append((host, at))
     info["not_succeeded"] = [
         {"id": task_id, "state": traffic["states"].get(task_id), "runs": runs_of.get(task_id, []),
-         "cut_by_stop": any(h in stop_of and at <= stop_of[h] < at + args.task_seconds for h, at in runs_of.get(task_id, []))}
-        for task_id, _ in traffic["sent"] if traffic["states"].get(task_id) != "SUCCESS"]
+         "cut_by_stop": any(h in stop_of and at <= stop_of[h] < at + duration_of[task_id] for h, at in runs_of.get(task_id, []))}
+        for task_id, _, _ in traffic["sent"] if traffic["states"].get(task_id) != "SUCCESS"]
+    info["killed"] = sum(r["killed"] for e in info["hosts"].values() for r in e["restarts"])
     windows = sorted((e["restarts"][0]["stop"], e["restarts"][0]["ready"] or float("inf"))
                      for e in info["hosts"].values() if len(e["restarts"]) == 1)
     info["one_at_a_time"] = (len(windows) == WORKERS
@@ -265,19 +276,23 @@ def print_report(info, args):
     rollout = info["rollout"]
     print("\nRolling change under load: %d workers (Airflow %s, worker_concurrency %d, all on queue %s);"
           " %d cores, %.0f GiB RAM" % (WORKERS, args.version, CONCURRENCY, QUEUE, os.cpu_count(), mem))
-    print("traffic: acc.sleep_count(%g s) at %.2f tasks/s (one worker serves %.2f/s, three %.2f/s);"
+    mean = (args.task_seconds + args.task_seconds_max) / 2
+    print("traffic: acc.sleep_count(%g to %g s, seed %d) at %.3f tasks/s (one worker serves %.3f/s, three %.3f/s);"
           " warm-up %g s, tail %g s, drain up to %g s" % (
-              args.task_seconds, args.rate, CONCURRENCY / args.task_seconds, WORKERS * CONCURRENCY / args.task_seconds,
-              args.warmup, args.tail, args.drain))
-    print("rollout: playbooks/site.yml -e '%s' (serial 1): rc %d, %.1f s; %d tasks sent during it" % (
-        json.dumps(info["change"]), rollout["rc"], rollout["seconds"], info["sent_during_rollout"]))
+              args.task_seconds, args.task_seconds_max, args.seed, args.rate, CONCURRENCY / mean,
+              WORKERS * CONCURRENCY / mean, args.warmup, args.tail, args.drain))
+    print("floor: ansible -m ansible.builtin.ping over the %d workers %.1f s (median of 3)" % (WORKERS, info["ping_seconds"]))
+    print("rollout: playbooks/site.yml -e '%s' (serial 1): rc %d, %.1f s (%.0fx the floor); %d tasks sent during it" % (
+        json.dumps(info["change"]), rollout["rc"], rollout["seconds"], rollout["seconds"] / info["ping_seconds"],
+        info["sent_during_rollout"]))
     print("host load average (1 min) %.1f at the rollout's start, %.1f at its end; %d other containers running" % (
         info["load_before"], info["load_after"], info["others"]))
     left = info["left"]
-    print("\n| sent | succeeded | failed | missing | ran twice | left in the broker (queued + unacknowledged) |")
-    print("|---|---|---|---|---|---|")
-    print("| %d | %d | %d | %d | %d | %d |" % (
-        c["sent"], c["succeeded"], c["failed"], c["missing"], c["ran_twice"], left["queued"] + left["unacknowledged"]))
+    print("\n| sent | succeeded | failed | missing | ran twice | left in the broker (queued + unacknowledged) | killed |")
+    print("|---|---|---|---|---|---|---|")
+    print("| %d | %d | %d | %d | %d | %d | %d |" % (
+        c["sent"], c["succeeded"], c["failed"], c["missing"], c["ran_twice"], left["queued"] + left["unacknowledged"],
+        info["killed"]))
     print("\n| worker | batch s | restart + ping s | stop began (s into rollout) | stop took s"
           " | not consuming s | tasks running at stop | restored to queue | processes killed | executions |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -316,6 +331,9 @@ def print_report(info, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task-seconds", type=float, default=3, help="how long each task runs (default 3)")
+    parser.add_argument("--task-seconds-max", type=float,
+                        help="with it, each task runs a time drawn evenly from --task-seconds to this")
+    parser.add_argument("--seed", type=int, help="seed of the task times (default: a random one, printed)")
     parser.add_argument("--rate", type=float, help="tasks sent a second (default: 2.5 x one worker's capacity)")
     parser.add_argument("--stop-timeout", type=int, help="airflow_celery_config_stop_timeout for the rollout"
                         " (default: the role's, 600)")
@@ -329,8 +347,14 @@ def main():
     parser.add_argument("--log-dir", help="where the runs' logs go (default: a new temp folder)")
     parser.add_argument("--keep", action="store_true", help="leave the containers up")
     args = parser.parse_args()
+    if args.task_seconds_max is None:
+        args.task_seconds_max = args.task_seconds
+    if args.task_seconds_max < args.task_seconds:
+        parser.error("--task-seconds-max must not be below --task-seconds")
+    if args.seed is None:
+        args.seed = random.randrange(2 ** 32)
     if args.rate is None:
-        args.rate = 2.5 * CONCURRENCY / args.task_seconds
+        args.rate = 2.5 * CONCURRENCY / ((args.task_seconds + args.task_seconds_max) / 2)
     log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix="rolling-load-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     print("logs in %s" % log_dir, flush=True)
@@ -350,7 +374,7 @@ def main():
     c = info["counts"]
     ok = (info["rollout"]["rc"] == 0 and info["each_restarted_once"] and info["one_at_a_time"]
           and c["sent"] > 0 and c["succeeded"] == c["sent"] and c["failed"] == c["missing"] == c["ran_twice"] == 0
-          and info["left"]["queued"] == info["left"]["unacknowledged"] == 0)
+          and info["left"]["queued"] == info["left"]["unacknowledged"] == 0 and info["killed"] == 0)
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
