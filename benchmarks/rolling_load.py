@@ -276,11 +276,10 @@ def print_report(info, args):
     rollout = info["rollout"]
     print("\nRolling change under load: %d workers (Airflow %s, worker_concurrency %d, all on queue %s);"
           " %d cores, %.0f GiB RAM" % (WORKERS, args.version, CONCURRENCY, QUEUE, os.cpu_count(), mem))
-    mean = (args.task_seconds + args.task_seconds_max) / 2
     print("traffic: acc.sleep_count(%g to %g s, seed %d) at %.3f tasks/s (one worker serves %.3f/s, three %.3f/s);"
           " warm-up %g s, tail %g s, drain up to %g s" % (
-              args.task_seconds, args.task_seconds_max, args.seed, args.rate, CONCURRENCY / mean,
-              WORKERS * CONCURRENCY / mean, args.warmup, args.tail, args.drain))
+              args.task_seconds, args.task_seconds_max, args.seed, args.rate, CONCURRENCY / args.task_seconds_mean,
+              WORKERS * CONCURRENCY / args.task_seconds_mean, args.warmup, args.tail, args.drain))
     print("floor: ansible -m ansible.builtin.ping over the %d workers %.1f s (median of 3)" % (WORKERS, info["ping_seconds"]))
     print("rollout: playbooks/site.yml -e '%s' (serial 1): rc %d, %.1f s (%.0fx the floor); %d tasks sent during it" % (
         json.dumps(info["change"]), rollout["rc"], rollout["seconds"], rollout["seconds"] / info["ping_seconds"],
@@ -353,8 +352,9 @@ def main():
         parser.error("--task-seconds-max must not be below --task-seconds")
     if args.seed is None:
         args.seed = random.randrange(2 ** 32)
+    args.task_seconds_mean = (args.task_seconds + args.task_seconds_max) / 2
     if args.rate is None:
-        args.rate = 2.5 * CONCURRENCY / ((args.task_seconds + args.task_seconds_max) / 2)
+        args.rate = 2.5 * CONCURRENCY / args.task_seconds_mean
     log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix="rolling-load-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     print("logs in %s" % log_dir, flush=True)

@@ -6,12 +6,12 @@ Celery app, loaded as `airflow celery worker` loads it.
 
 Sends acc.sleep_count(TASK_SECONDS) to QUEUE, RATE tasks a second on a fixed schedule, until
 STOP_FILE exists (with TASK_SECONDS_MAX, each task runs a time drawn evenly between the two,
-from a generator seeded with SEED); then waits up to DRAIN_SECONDS for every task to reach a final state. Prints
-one JSON line last: each task's id, send time and final state (error text for failures), the
-executions the tasks noted in the broker's Redis (list acc-runs: "<task id> <host> <start>"),
-the queue's length and the broker's unacknowledged messages, sampled every second, and both
-5 s after the drain (a message left unacknowledged is delivered again after the broker's
-visibility_timeout).
+from a generator seeded with SEED); then waits up to DRAIN_SECONDS for every task to reach a
+final state. Prints one JSON line last: each task's id, send time, run time and final state
+(error text for failures), the executions the tasks noted in the broker's Redis (list
+acc-runs: "<task id> <host> <start>"), the queue's length and the broker's unacknowledged
+messages, sampled every second, and both 5 s after the drain (a message left unacknowledged
+is delivered again after the broker's visibility_timeout).
 Progress goes to stderr."""
 import json
 import os
