@@ -27,7 +27,10 @@ needs_build() { # image, hash
 }
 
 # `make test` prints every build's wall time at its end (scripts/times_table.py).
+# The Makefile names the file for every target, so `make images` or `make demo` on a fresh
+# clone, before any `make test`, makes its folder here.
 record_time() { # image, start time in seconds
+  [ -z "${ACC_TIMES:-}" ] || mkdir -p "$(dirname "$ACC_TIMES")"
   [ -z "${ACC_TIMES:-}" ] || printf 'image %s\tbuild\t%s\n' "$1" $(( $(date +%s) - $2 )) >> "$ACC_TIMES"
 }
 
