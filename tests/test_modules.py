@@ -5,6 +5,7 @@ import ast
 import importlib
 import importlib.util
 import pathlib
+import re
 import sys
 import types
 
@@ -170,3 +171,61 @@ def test_values_of_the_wrong_type_are_named_engine_options_too():
     assert errors == ["database_engine_options.pool_pre_ping is \"yes\", but Celery wants bool",
                       "task_acks_late is 1, but Celery wants bool",
                       "worker_prefetch_multiplier is \"2\", but Celery wants int"]
+
+
+class FakeApp:
+    def __init__(self, conf):
+        self.conf = conf
+
+
+def predicting(monkeypatch, app_conf, module_dict, **req):
+    """The child as the facts job leaves it: its request, the worker's app built from the
+    module named `acc_cfg.CONFIG`, which holds `module_dict`."""
+    monkeypatch.setattr(child(), "req", dict(dict(team=None, module_name="acc_cfg", dict_name="CONFIG",
+                                                  digest_key="digest"), **req))
+    monkeypatch.setattr(child(), "SECRET_NAME", re.compile("password", re.IGNORECASE))
+    monkeypatch.setattr(child(), "app", lambda: (FakeApp(app_conf), "acc.app"))
+    monkeypatch.setitem(sys.modules, "acc_cfg", types.SimpleNamespace(CONFIG=module_dict))
+
+
+DEFAULT = {"task_acks_late": True, "worker_enable_remote_control": True}
+OLD = dict(DEFAULT, result_expires=1000, digest="old")
+NOW = {"config_options": "acc_cfg.CONFIG", "fallbacks": [], "live": {"answered": True, "digest": "old"},
+       "effective": {"result_expires": 1000, "database_engine_options": None}, "mismatches": ["result_expires"],
+       "digest": "new", "app_module": "acc.app"}
+
+
+def predict(now=NOW, new_settings=None):
+    return child().read_after_module_write(dict(now), DEFAULT, new_settings or {"result_expires": 1001}, "new",
+                                           lambda base, more: dict(base, **more))
+
+
+def test_a_module_the_app_takes_as_it_stands_predicts_the_read_of_the_next(monkeypatch):
+    predicting(monkeypatch, dict(OLD, result_backend="db+mysql://x"), OLD)
+    after = predict(new_settings={"result_expires": 1001, "task_acks_late": False})
+    assert after["effective"] == {"result_expires": 1001, "task_acks_late": False, "database_engine_options": None,
+                                  "database_short_lived_sessions": None}
+    assert (after["mismatches"], after["acks_late"], after["remote_control"]) == ([], False, True)
+    # What the running worker answered stays: it still runs the old module until its restart.
+    assert (after["live"], after["config_options"], after["digest"]) == (NOW["live"], "acc_cfg.CONFIG", "new")
+
+
+@pytest.mark.parametrize("app_conf, module_dict, now, req", [
+    # An option merged over the module's dict, as extra_celery_config is, wins over the module.
+    (dict(OLD, result_expires=5), OLD, NOW, {}),
+    (OLD, OLD, dict(NOW, fallbacks=[{"option": "extra_celery_config", "current": {"result_expires": 5}}]), {}),
+    # A module without the role's digest, another module named, a team worker's app.
+    (DEFAULT, DEFAULT, NOW, {}),
+    (OLD, OLD, dict(NOW, config_options="other.CONFIG"), {}),
+    (OLD, OLD, NOW, {"team": "blue"}),
+])
+def test_no_prediction_where_the_app_may_not_take_the_next_module_as_written(monkeypatch, app_conf, module_dict, now, req):
+    predicting(monkeypatch, app_conf, module_dict, **req)
+    assert predict(now) is None
+
+
+def test_no_prediction_where_the_next_module_drops_a_setting_the_app_got_from_this_one(monkeypatch):
+    old = dict(OLD, database_engine_options={"pool_recycle": 4})
+    predicting(monkeypatch, old, old)
+    assert predict() is None
+    assert predict(new_settings={"result_expires": 1001, "database_engine_options": {"pool_recycle": 4}}) is not None

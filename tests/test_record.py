@@ -21,7 +21,8 @@ PROCESS = {"boot_id": "b", "pid": "604", "start_usec": "55238544442"}
 # imported Airflow three times (the facts module, the read after the writes, the restarted
 # worker's ping; tasks/report.yml counts them), where a run that finds the record holding imports none.
 REPORT = {"state": "in sync", "module": "updated", "cfg": "updated", "restarted": True, "airflow_imports": 3,
-          "changed_files": ["/home/airflow/airflow/airflow.cfg"], "restart_reason": None, "check": "full"}
+          "changed_files": ["/home/airflow/airflow/airflow.cfg"], "restart_reason": None, "read_from": "app",
+          "check": "full"}
 
 
 def record(**changes):
@@ -75,6 +76,7 @@ def test_the_recorded_report_is_that_of_a_run_that_wrote_and_imported_nothing():
     assert report["state"] == "in sync"
     assert (report["module"], report["cfg"], report["changed_files"], report["restarted"]) == ("matches", "matches", [], False)
     assert (report["airflow_imports"], report["check"], report["checked_at"]) == (0, "recorded", "2026-11-26T16:38:31Z")
+    assert report["read_from"] == "record"
     # The record read is left as it was: it still says what the full check did.
     assert kept == record()
 

@@ -5,11 +5,13 @@ run them, the warning before a restart that may cut tasks)."""
 import pathlib
 import sys
 
+import pytest
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
 
 from airflow_celery_config_settings import (  # noqa: E402
-    DIGEST_CARRIERS, applied_via, broker_limit_warning, digest, fit_pool_recycle, merged, mismatch_reasons, restart_reason,
-    restart_warning)
+    DIGEST_CARRIERS, applied_via, broker_limit_warning, digest, fit_pool_recycle, merged, mismatch_reasons, read_to_reuse,
+    restart_reason, restart_warning)
 
 CONFIGURED = {"database_engine_options": {"pool_pre_ping": True, "pool_recycle": 1800}}
 MYSQL_5S = {"backend": "mysql", "variable": "wait_timeout", "seconds": 5}
@@ -190,3 +192,31 @@ def test_rabbitmq_consumer_timeout_is_named_past_its_default():
     assert broker_limit_warning(rabbit, 1800, 600) is None
     assert "RabbitMQ's consumer_timeout (1800s" in broker_limit_warning(rabbit, 3600, 600)
     assert broker_limit_warning(dict(rabbit, broker_scheme="redis"), 3600, 600) is None
+
+
+AFTER = {"digest": "new", "remote_control": True, "live": {"answered": True}, "mismatches": []}
+FACTS = {"digest": "new", "remote_control": True, "live": {"answered": True}, "mismatches": ["result_expires"],
+         "after_module_write": AFTER}
+MODULE = "/home/airflow/airflow/config/acc_cfg.py"
+
+
+def test_the_facts_read_stands_where_nothing_was_written():
+    read, source = read_to_reuse(FACTS, "new", [], MODULE, True)
+    assert source == "facts" and read == {key: value for key, value in FACTS.items() if key != "after_module_write"}
+
+
+def test_the_prediction_stands_where_the_module_alone_was_written_and_a_restart_follows():
+    assert read_to_reuse(FACTS, "new", [MODULE], MODULE, True) == (AFTER, "prediction")
+
+
+@pytest.mark.parametrize("facts, digest_, written, restart", [
+    (FACTS, "new", [MODULE, "/home/airflow/airflow/airflow.cfg"], True),  # airflow.cfg too
+    (FACTS, "new", [MODULE], False),  # no restart, so no ping asks the worker afterwards
+    (FACTS, "other", [], True),  # read for other settings
+    (dict(FACTS, after_module_write=None), "new", [MODULE], True),  # no prediction made
+    (dict(FACTS, after_module_write=dict(AFTER, remote_control=False)), "new", [MODULE], True),  # turned off
+    (dict(FACTS, after_module_write=dict(AFTER, live={"answered": False})), "new", [MODULE], True),
+    (None, "new", [], True),
+])
+def test_otherwise_the_app_is_built_again(facts, digest_, written, restart):
+    assert read_to_reuse(facts, digest_, written, MODULE, restart) == (None, "app")

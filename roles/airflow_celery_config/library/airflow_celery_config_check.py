@@ -109,8 +109,22 @@ options:
     type: dict
     description:
       - The return value C(now) of this run's M(airflow_fleet.celery_config.airflow_celery_config_facts), used
-        instead of building the app again when its digest is C(install.digest). Give it only when nothing the worker reads was written since (or in
-        check mode, where nothing is written).
+        instead of building the app again when its digest is C(install.digest) and nothing in C(written) stands in
+        the way.
+      - Where C(written) is empty, its read of the files as they were stands.
+      - Where C(written) holds the Celery config module alone and C(restart) is true, its prediction for the new
+        module stands (C(after_module_write)), if it made one. It makes one only where the app takes the module's
+        dict as it stands and the running worker answers remote control, so that the restart's ping can ask the
+        restarted worker for the digest (M(airflow_fleet.celery_config.airflow_celery_config_ping)).
+  written:
+    type: list
+    elements: path
+    default: []
+    description: The files this run changed (in check mode, none).
+  restart:
+    type: bool
+    default: false
+    description: Whether a restart of the worker follows this read.
 author: airflow_celery_config contributors (@airflow-fleet)
 """
 
@@ -128,9 +142,15 @@ versions:
   returned: always
   type: dict
 reused:
-  description: Whether the C(reuse) option answered instead of a new read.
+  description: Whether the C(reuse) option answered instead of a new read (the worker's Python did not import Airflow).
   returned: always
   type: bool
+read_from:
+  description: >-
+    Where the read comes from: C(app) (the app built now), C(facts) (the facts module's read, nothing written since)
+    or C(prediction) (the facts module's prediction for the module this run wrote).
+  returned: always
+  type: str
 app_module:
   description: Where the worker's app comes from.
   returned: always
@@ -182,12 +202,12 @@ from ansible.module_utils.basic import AnsibleModule
 # The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
 try:
     from ansible.module_utils.airflow_celery_config_settings import (
-        DIGEST_CARRIERS, applied_via, broker_limit_warning, mismatch_reasons, restart_reason, restart_warning)
+        DIGEST_CARRIERS, applied_via, broker_limit_warning, mismatch_reasons, read_to_reuse, restart_reason, restart_warning)
     from ansible.module_utils.airflow_celery_config_unit import newest_mtime, start_time
     from ansible.module_utils.airflow_celery_config_worker import INSTALL_SPEC, SHADOW_VARIABLE, Worker
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_settings import (
-        DIGEST_CARRIERS, applied_via, broker_limit_warning, mismatch_reasons, restart_reason, restart_warning)
+        DIGEST_CARRIERS, applied_via, broker_limit_warning, mismatch_reasons, read_to_reuse, restart_reason, restart_warning)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import newest_mtime, start_time
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import (
         INSTALL_SPEC, SHADOW_VARIABLE, Worker)
@@ -197,6 +217,8 @@ ARGUMENT_SPEC = dict(
     warn_restart=dict(type="bool", default=False),
     drain_timeout=dict(type="int", default=None),
     reuse=dict(type="dict", default=None),
+    written=dict(type="list", elements="path", default=[]),
+    restart=dict(type="bool", default=False),
 )
 
 
@@ -205,16 +227,14 @@ def main():
     p = module.params["install"]
     worker = Worker(module, p)
     result = worker.result()
-    reuse = module.params["reuse"] or {}
-    if reuse.get("digest") and reuse["digest"] == p["digest"]:
-        # Read by this run's facts module, from the same files: nothing was written since.
-        result.update(reuse)
-        result["reused"] = True
-    else:
-        result.update(worker.ask("check"))
-        result["reused"] = False
+    module_file = os.path.join(p["module_dir"], p["module_name"] + ".py")
+    read, result["read_from"] = read_to_reuse(
+        module.params["reuse"], p["digest"], [os.path.realpath(path) for path in module.params["written"]],
+        os.path.realpath(module_file), module.params["restart"])
+    result.update(read if read is not None else worker.ask("check"))
+    result["reused"] = read is not None
     result["applied_via"] = applied_via(result["fallbacks"])
-    watched = [os.path.join(p["module_dir"], p["module_name"] + ".py"), p["cfg_path"], p["dropin_path"],
+    watched = [module_file, p["cfg_path"], p["dropin_path"],
                worker.env_files.get(SHADOW_VARIABLE)]
     result["worker"] = dict(active=worker.active,
                             started_at=start_time(worker.props.get("ExecMainStartTimestampMonotonic")),

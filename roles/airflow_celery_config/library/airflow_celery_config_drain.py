@@ -196,11 +196,11 @@ from ansible.module_utils.basic import AnsibleModule
 # The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
 try:
     from ansible.module_utils.airflow_celery_config_drain import (
-        busy_summary, busy_tasks, busy_text, merged, note_path, read_note, write_note)
+        NOTE_DIR, busy_summary, busy_tasks, busy_text, merged, note_path, read_note, write_note)
     from ansible.module_utils.airflow_celery_config_worker import INSTALL_SPEC, Worker
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_drain import (
-        busy_summary, busy_tasks, busy_text, merged, note_path, read_note, write_note)
+        NOTE_DIR, busy_summary, busy_tasks, busy_text, merged, note_path, read_note, write_note)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import (
         INSTALL_SPEC, Worker)
 
@@ -210,7 +210,7 @@ ARGUMENT_SPEC = dict(
     queues=dict(type="list", elements="dict", default=[]),
     timeout=dict(type="int", default=600),
     round=dict(type="int", default=None),
-    note_dir=dict(type="path", default="/var/lib/airflow_celery_config"),
+    note_dir=dict(type="path", default=NOTE_DIR),
 )
 
 

@@ -176,11 +176,21 @@ digest_key:
   description: The key of the worker's Celery config that carries the digest.
   returned: always
   type: str
+drain_note:
+  description:
+    - Whether a drain's note lies on the host for this unit, naming queues that a drain cut short left cancelled
+      (M(airflow_fleet.celery_config.airflow_celery_config_drain) gives them back).
+  returned: always
+  type: bool
 now:
   description:
     - What M(airflow_fleet.celery_config.airflow_celery_config_check) would return, read from the same import of
       Airflow with the settings fitted as the return value C(digest) names them, while the files are as they are (null if that read failed).
-    - Pass it back as that module's C(reuse) option when the run writes nothing.
+    - Its C(after_module_write) is the same read predicted for the Celery config module holding these settings,
+      with nothing else changed, or null where the app does not take the module's dict as it stands (a team
+      worker, another module named, a setting of the dict the app does not hold, or an airflow.cfg option merged
+      over it).
+    - Pass it back as that module's C(reuse) option, with the files the run changed.
   returned: always
   type: dict
 """
@@ -193,12 +203,14 @@ from ansible.module_utils.basic import AnsibleModule
 # The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
 try:
     from ansible.module_utils import airflow_celery_config_settings as shared_settings
+    from ansible.module_utils.airflow_celery_config_drain import NOTE_DIR, note_path
     from ansible.module_utils.airflow_celery_config_ini import read_options
     from ansible.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle
     from ansible.module_utils.airflow_celery_config_unit import start_time
     from ansible.module_utils.airflow_celery_config_worker import DEFAULT_CONFIG_MODULES, INSTALL_SPEC, SHADOW_VARIABLE, Worker
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils import airflow_celery_config_settings as shared_settings
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_drain import NOTE_DIR, note_path
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_ini import read_options
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_settings import (
         DIGEST_KEY, digest, fit_pool_recycle)
@@ -265,6 +277,7 @@ def main():
                              % (p["cfg_path"], "; ".join(cfg["duplicates"])))
     result["cfg"] = cfg
     result["module_dir_exists"] = os.path.isdir(p["module_dir"])
+    result["drain_note"] = os.path.exists(note_path(NOTE_DIR, p["service"]))
     # The child fits and names the settings with the same code as this module, to read
     # ahead what the check would (RV(now)).
     result.update(worker.ask("facts", settings_code=inspect.getsource(shared_settings)))
@@ -304,8 +317,9 @@ def main():
                                  "if it already is, the worker takes no messages from the broker: see its journal"
                                  % (live["node"], RECONNECT_WAIT, p["service"], ", ".join(live["others"])))
         result["live"] = pinged
-        if result.get("now"):
-            result["now"]["live"] = pinged
+        for read in (result.get("now") or {}, (result.get("now") or {}).get("after_module_write") or {}):
+            if read:
+                read["live"] = pinged
     problem = (result.get("db_idle_timeout") or {}).get("problem")
     if problem:
         # The configured pool_recycle still applies: a rollout must not stop here.

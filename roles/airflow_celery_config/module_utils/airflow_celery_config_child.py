@@ -312,22 +312,55 @@ def read_effective(settings, wanted_digest):
     out = {}
     celery_app, out["app_module"] = app()
     out["cfg_section"] = req["team"] + "=celery" if req["team"] else "celery"
-    conf = celery_app.conf
+    out["config_options"] = team_conf().get("celery", "celery_config_options", fallback=None)
+    out.update(compared(celery_app.conf.get, settings, wanted_digest))
+    return out
+
+
+def compared(get, settings, wanted_digest):
+    """What a read reports of a Celery config, `get` giving its value of a setting."""
+    out = {}
     # The stale-connection settings are always reported, managed or not.
     keys = set(settings) | {"database_engine_options", "database_short_lived_sessions"}
     # Broker and backend URLs carry passwords: compared, never reported.
-    out["effective"] = {key: "********" if SECRET_NAME.search(key) and conf.get(key) else plain(conf.get(key))
+    out["effective"] = {key: "********" if SECRET_NAME.search(key) and get(key) else plain(get(key))
                         for key in sorted(keys)}
-    out["mismatches"] = sorted(key for key, value in settings.items() if not contains(conf.get(key), value))
-    out["config_options"] = team_conf().get("celery", "celery_config_options", fallback=None)
+    out["mismatches"] = sorted(key for key, value in settings.items() if not contains(get(key), value))
     out["fallbacks"] = fallbacks(settings, out["mismatches"], wanted_digest)
-    out["acks_late"] = bool(conf.get("task_acks_late"))
-    out["visibility_timeout"] = (conf.get("broker_transport_options") or {}).get("visibility_timeout")
+    out["acks_late"] = bool(get("task_acks_late"))
+    out["visibility_timeout"] = (get("broker_transport_options") or {}).get("visibility_timeout")
     # The scheme only: the URL holds a password.
-    out["broker_scheme"] = str(conf.get("broker_url") or "").split("://", 1)[0]
+    out["broker_scheme"] = str(get("broker_url") or "").split("://", 1)[0]
     # Off, the worker answers no ping, inspect or cancel_consumer (no drain, no live answer).
-    out["remote_control"] = bool(conf.get("worker_enable_remote_control", True))
+    out["remote_control"] = bool(get("worker_enable_remote_control", True))
     return out
+
+
+def read_after_module_write(now, default_config, settings, wanted_digest, merge):
+    """What read_effective would answer once the module holds `settings` and nothing else has
+    changed, or None where that cannot be told without building the app again. It can be told
+    where the app takes the module's dict as it stands: airflow.cfg names the module (no team
+    worker), every setting of the dict holds in the app as the dict gives it, the digest
+    included, and no option of airflow.cfg is merged over it. The new dict is then Airflow's
+    DEFAULT_CELERY_CONFIG with `settings` merged over it, as the module's template builds it.
+    It stands in for the read before a restart only: the restarted worker is then asked for
+    its digest (the ping module), and one that does not run it is rolled back."""
+    wanted = "%s.%s" % (req["module_name"], req["dict_name"])
+    if req["team"] or now["config_options"] != wanted or any(item["current"] for item in now["fallbacks"]):
+        return None
+    old = getattr(sys.modules.get(req["module_name"]), req["dict_name"], None)
+    conf = app()[0].conf
+    if not isinstance(old, dict) or not old.get(req["digest_key"]) or \
+            not all(contains(conf.get(key), value) for key, value in old.items()):
+        return None
+    new = merge(default_config, dict(settings, **{req["digest_key"]: wanted_digest}))
+    # A setting the old dict gave and the new one drops falls back to a value not read here.
+    if any(key in old and key not in new for key in set(settings) | set(now["effective"])):
+        return None
+
+    def get(key, default=None):
+        return new[key] if key in new else conf.get(key, default)
+    return dict(now, **compared(get, settings, wanted_digest))
 
 
 def facts(out):
@@ -346,7 +379,8 @@ def facts(out):
             continue
         if hasattr(module, "DEFAULT_CELERY_CONFIG"):
             out["default_config_module"] = path
-            out["setting_errors"] = setting_errors(req["settings"], module.DEFAULT_CELERY_CONFIG)
+            default_config = module.DEFAULT_CELERY_CONFIG
+            out["setting_errors"] = setting_errors(req["settings"], default_config)
             break
     # Only for input that passed: a host failing on its input need not wait for a database.
     if not out["default_config_module"] or out["setting_errors"]:
@@ -366,6 +400,9 @@ def facts(out):
         now.update(digest=fitted_digest, versions=out["versions"], hostname=out["hostname"])
         if "live" in out:
             now["live"] = out["live"]
+        # What the check would read if the run writes the module alone (tasks/effective_check.yml).
+        now["after_module_write"] = read_after_module_write(now, default_config, fitted, fitted_digest,
+                                                            shared["merged"])
         out["now"] = now
     except Exception:
         # The check reads it again and reports what fails.

@@ -11,6 +11,10 @@ import os
 import re
 
 
+# Where the drain module keeps its notes unless told otherwise; the facts module looks there.
+NOTE_DIR = "/var/lib/airflow_celery_config"
+
+
 def note_path(directory, service):
     """Where the drain of `service` keeps its note."""
     return os.path.join(directory, re.sub(r"[^A-Za-z0-9_.@-]", "_", service) + ".drain.json")

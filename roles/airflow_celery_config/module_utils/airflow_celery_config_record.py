@@ -85,5 +85,6 @@ def recorded_report(record, recorded_at):
     report = copy.deepcopy(record["report"])
     report.update(module="matches", cfg="matches", changed_files=[], restarted=False, restart_reason=None,
                   restart_pending=False, links_followed=report.get("links_followed", []),
-                  airflow_imports=0, check="recorded", check_reason=None, checked_at=recorded_at)
+                  airflow_imports=0, read_from="record", check="recorded", check_reason=None,
+                  checked_at=recorded_at)
     return report

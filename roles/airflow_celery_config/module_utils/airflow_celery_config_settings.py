@@ -88,6 +88,24 @@ def restart_reason(active, live, wanted_digest, started_at, changed_at):
     return None
 
 
+def read_to_reuse(reuse, wanted_digest, written, module_file, restart):
+    """The facts module's read the check takes instead of building the worker's app again, and
+    which one: ("facts", its read of the files as they were) where this run wrote nothing;
+    ("prediction", its read for a new module, see the child's read_after_module_write) where
+    this run wrote the module alone and a restart follows, whose ping asks the restarted worker
+    for the digest, so the worker must answer remote control now and after; (None, "app") else.
+    `written` are the real paths this run changed, `module_file` the module's."""
+    if not reuse or reuse.get("digest") != wanted_digest:
+        return None, "app"
+    if not written:
+        return {key: value for key, value in reuse.items() if key != "after_module_write"}, "facts"
+    after = reuse.get("after_module_write") or {}
+    if restart and list(written) == [module_file] and after.get("remote_control") and \
+            reuse.get("remote_control") and (after.get("live") or {}).get("answered"):
+        return after, "prediction"
+    return None, "app"
+
+
 # The default way the settings reach the worker's app: the module airflow.cfg names.
 MODULE_OPTION = "celery_config_options"
 # The airflow.cfg options that carry the whole Celery config, and so the digest with it;

@@ -116,7 +116,7 @@ class Worker(object):
         """Run the child for `job` in the worker's interpreter and return its answer; fail the
         module with what the interpreter printed if it gives none."""
         p = self.p
-        request = dict(mode=job, module_name=p["module_name"], settings=p["settings"], node_name=p["node_name"],
+        request = dict(mode=job, module_name=p["module_name"], dict_name=p["dict_name"], settings=p["settings"], node_name=p["node_name"],
                        timeout=p["timeout"], extra_setting_names=p["extra_setting_names"],
                        read_idle_timeout=p["read_idle_timeout"], secret_pattern=SECRET_PATTERN,
                        default_config_modules=DEFAULT_CONFIG_MODULES, app_modules=APP_MODULES, team=self.team,
