@@ -71,6 +71,10 @@ links:
   returned: always
   type: list
   elements: str
+exists:
+  description: For each key of C(real), whether that path exists (an existing folder has passed the checks above).
+  returned: always
+  type: dict
 """
 
 import grp
@@ -155,7 +159,8 @@ def main():
                     msg="%s, but %s (%s) can be written by %s, not only by %s: any of them could replace "
                         "what runs there. Nothing was written. Make it writable by %s only (`%s`), or choose "
                         "another path, then run again" % (what, path, shown, writers, who, who, "; ".join(fixes)))
-    module.exit_json(changed=False, real=real, links=links)
+    module.exit_json(changed=False, real=real, links=links,
+                     exists={name: path is not None and os.path.exists(path) for name, path in real.items()})
 
 
 if __name__ == "__main__":
