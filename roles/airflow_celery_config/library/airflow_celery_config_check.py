@@ -141,14 +141,10 @@ versions:
   description: The airflow, celery and celery_provider versions in the worker's venv.
   returned: always
   type: dict
-reused:
-  description: Whether the C(reuse) option answered instead of a new read (the worker's Python did not import Airflow).
-  returned: always
-  type: bool
 read_from:
   description: >-
     Where the read comes from: C(app) (the app built now), C(facts) (the facts module's read, nothing written since)
-    or C(prediction) (the facts module's prediction for the module this run wrote).
+    or C(prediction) (the facts module's prediction for the module this run wrote). Only C(app) imports Airflow.
   returned: always
   type: str
 app_module:
@@ -232,7 +228,6 @@ def main():
         module.params["reuse"], p["digest"], [os.path.realpath(path) for path in module.params["written"]],
         os.path.realpath(module_file), module.params["restart"])
     result.update(read if read is not None else worker.ask("check"))
-    result["reused"] = read is not None
     result["applied_via"] = applied_via(result["fallbacks"])
     watched = [module_file, p["cfg_path"], p["dropin_path"],
                worker.env_files.get(SHADOW_VARIABLE)]
