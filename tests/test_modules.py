@@ -229,3 +229,44 @@ def test_no_prediction_where_the_next_module_drops_a_setting_the_app_got_from_th
     predicting(monkeypatch, old, old)
     assert predict() is None
     assert predict(new_settings={"result_expires": 1001, "database_engine_options": {"pool_recycle": 4}}) is not None
+
+
+class PingingApp:
+    """A Celery app whose worker answers the first ping."""
+
+    def __init__(self, stdin):
+        self.stdin = stdin
+        self.pinged = []
+        self.control = types.SimpleNamespace(ping=self.ping)
+
+    def ping(self, destination, timeout, connection):
+        # What the module said on stdin was read before the first ping.
+        self.pinged.append((destination, self.stdin.read()))
+        return [{destination[0]: {"ok": "pong"}}]
+
+
+def pinging(monkeypatch, line):
+    stdin = __import__("io").StringIO(line)
+    celery_app = PingingApp(stdin)
+    monkeypatch.setattr(sys, "stdin", stdin)
+    monkeypatch.setattr(child(), "req", dict(node_name="", timeout=120, wait=True))
+    monkeypatch.setattr(child(), "app", lambda: (celery_app, "acc.app"))
+    monkeypatch.setattr(child(), "broker", lambda _app: __import__("contextlib").nullcontext())
+    monkeypatch.setattr(child(), "live_worker", lambda node: {"node": node, "answered": True})
+    out = {"hostname": "acc-worker-1"}
+    child().ping(out)
+    return out, celery_app.pinged
+
+
+def test_a_ping_that_waits_pings_after_the_module_says_go(monkeypatch):
+    out, pinged = pinging(monkeypatch, "go 30\n")
+    assert pinged == [(["celery@acc-worker-1"], "")]
+    assert out["replies"] == [{"celery@acc-worker-1": {"ok": "pong"}}]
+    assert out["live"]["answered"]
+
+
+@pytest.mark.parametrize("line", ["stop\n", ""])  # the unit did not start; the module is gone
+def test_a_ping_that_waits_does_not_ping_unless_told_to(monkeypatch, line):
+    out, pinged = pinging(monkeypatch, line)
+    assert pinged == []
+    assert out == {"hostname": "acc-worker-1", "node_name": "celery@acc-worker-1"}

@@ -1,14 +1,17 @@
 """The worker unit as systemd shows it: environment files, ExecStart and the team the worker
 serves, read without a host."""
+import os
 import pathlib
+import pwd
 import sys
+import time
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
 
 from airflow_celery_config_unit import (  # noqa: E402
-    UnitError, env_file_entry, exec_argv, parse_env_file, parse_show, unit_environment, worker_team)
+    UnitError, env_file_entry, exec_argv, parse_env_file, parse_show, run_python, unit_environment, worker_team)
 
 EXEC = ("{ path=/opt/airflow/venv/bin/airflow ; argv[]=/opt/airflow/venv/bin/airflow celery worker %s ; "
         "ignore_errors=no ; start_time=[Thu 2026-11-26 16:38:20 UTC] ; stop_time=[n/a] ; pid=604 ; code=(null) ; status=0/0 }")
@@ -71,3 +74,44 @@ def _read(files, path):
     if path not in files:
         raise OSError(2, "No such file or directory")
     return files[path]
+
+
+# A child that says it started, then reads the request and the line `meanwhile` returns.
+CHILD = """
+import json, pathlib, sys
+pathlib.Path("started").touch()  # in its working directory
+req = json.loads(sys.stdin.readline())
+sys.stdout.write("noise\\n" + json.dumps({"req": req, "line": sys.stdin.readline()}) + "\\n")
+"""
+
+
+def run_child(tmp_path, meanwhile):
+    user = pwd.getpwuid(os.getuid())
+    started = tmp_path / "started"
+    answer, problem = run_python(sys.executable, CHILD, {"mode": "ping"}, user, dict(os.environ), str(tmp_path), 30,
+                                 meanwhile and (lambda: meanwhile(started)))
+    assert problem is None
+    return answer
+
+
+def test_the_child_runs_while_meanwhile_does_and_reads_its_line(tmp_path):
+    def meanwhile(started):
+        # The child started before `meanwhile` ends: it is what restarts the worker meanwhile.
+        for _ in range(300):
+            if started.exists():
+                return "go 12.5"
+            time.sleep(0.1)
+        return "child never started"
+    assert run_child(tmp_path, meanwhile) == {"req": {"mode": "ping"}, "line": "go 12.5\n"}
+
+
+def test_without_meanwhile_the_child_reads_the_request_alone(tmp_path):
+    assert run_child(tmp_path, None) == {"req": {"mode": "ping"}, "line": ""}
+
+
+def test_a_child_that_prints_no_answer_is_a_problem(tmp_path):
+    user = pwd.getpwuid(os.getuid())
+    answer, problem = run_python(sys.executable, "import sys; sys.exit('broken')", {}, user, dict(os.environ),
+                                 str(tmp_path), 30, lambda: "go 1")
+    assert answer is None
+    assert problem == "It exited 1 and printed:\nbroken"

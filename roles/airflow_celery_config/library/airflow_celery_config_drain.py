@@ -16,8 +16,8 @@ description:
     mid-drain leaves the queues known. The note also holds when the drain began, the moment the first call
     cancelled the consumers (not counting the import of Airflow before it); C(timeout) counts from then.
   - With C(state=consuming), gives the worker back the queues its note names (Celery's C(add_consumer)) and removes
-    the note. Without a note it does nothing. After a restart the role removes the note itself, as a new worker
-    consumes its queues.
+    the note. Without a note it does nothing. After a restart,
+    M(airflow_fleet.celery_config.airflow_celery_config_ping) removes the note, as a new worker consumes its queues.
   - A worker that does not answer remote control (C(worker_enable_remote_control) off, or its broker down) gives
     C(drainable=false) and the reason in C(problem); the module never fails on that.
   - Does nothing in check mode.

@@ -1,19 +1,22 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-"""Waits until a restarted Airflow Celery worker is active and answers a Celery ping with this run's settings."""
+"""Restarts an Airflow Celery worker, or takes one just restarted, and waits until it is active and answers a
+Celery ping with this run's settings."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: airflow_celery_config_ping
-short_description: Wait until a restarted Airflow Celery worker answers, on this run's settings
+short_description: Restart an Airflow Celery worker and wait until it answers, on this run's settings
 description:
+  - With C(restart), restarts the worker unit first (C(systemctl restart)); the Python that pings imports Airflow
+    meanwhile, so the restart and that import take the time of the longer one.
   - Waits until the worker unit is active and its worker answers a Celery ping over its own broker, for at most
     C(install.timeout) seconds, then asks it for the digest of the settings it started with.
   - The return value C(answered) is false, with the reason in C(problem), when it does not answer, or answers with
     another digest than C(install.digest); the journal's error lines are part of the reason. Never fails on that;
     the role rolls back.
-  - Never changes anything.
+  - Changes nothing without C(restart). In check mode, restarts nothing and reports the restart as a change.
 options:
   install:
     type: dict
@@ -95,19 +98,34 @@ options:
       - Whether the restarted worker's config leaves Celery's remote control on (C(worker_enable_remote_control)). Off,
         it cannot answer a ping, so the module waits until the unit is active, then requires it to stay active, with
         the same main process, for 10 s.
+  restart:
+    type: bool
+    default: false
+    description: Restart the worker unit first.
+  drain_note:
+    type: path
+    description:
+      - The note of the drain before the restart (the return value C(note) of
+        M(airflow_fleet.celery_config.airflow_celery_config_drain)), removed once the worker answers, as the restarted
+        worker consumes its configured queues again.
 author: airflow_celery_config contributors (@airflow-fleet)
 """
 
 EXAMPLES = r"""
-- name: Wait for the worker to be active and answer a Celery ping
+- name: Restart the worker and wait until it answers a Celery ping
   airflow_celery_config_ping:
     install: "{{ install | combine({'digest': facts.digest}) }}"
+    restart: true
   register: ping
 """
 
 RETURN = r"""
 answered:
   description: The restarted worker answered a ping, with this run's digest where it carries one.
+  returned: always
+  type: bool
+restarted:
+  description: The module restarted the unit (C(restart), not in check mode).
   returned: always
   type: bool
 problem:
@@ -124,6 +142,7 @@ live:
   type: dict
 """
 
+import os
 import re
 import time
 
@@ -134,7 +153,8 @@ try:
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import INSTALL_SPEC, Worker
 
-ARGUMENT_SPEC = dict(install=INSTALL_SPEC, remote_control=dict(type="bool", default=True))
+ARGUMENT_SPEC = dict(install=INSTALL_SPEC, remote_control=dict(type="bool", default=True),
+                     restart=dict(type="bool", default=False), drain_note=dict(type="path", default=None))
 # Seconds a worker without remote control must stay active after its start to count as back:
 # it cannot answer a ping, and Airflow 2 workers that fail can exit a few seconds after starting.
 SETTLE = 10
@@ -156,30 +176,60 @@ def main_pid(module, unit):
     return module.run_command(["systemctl", "show", unit, "--property=MainPID", "--value"])[1].strip()
 
 
+def unit_state(module, unit):
+    return module.run_command(["systemctl", "is-active", unit])[1].strip()
+
+
+def wait_started(module, unit, deadline):
+    """The unit's state once it is active, or has failed or stopped, or at the deadline: after
+    `restart` has returned, "inactive" or "failed" means the new process exited (Airflow 2
+    workers can exit quietly, with status 0)."""
+    state = unit_state(module, unit)
+    while time.time() < deadline and state not in ("active", "failed", "inactive"):
+        time.sleep(1)
+        state = unit_state(module, unit)
+    return state
+
+
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params["install"]
-    started = time.time()
-    deadline = started + p["timeout"]
-    state = ""
-    # `restart` returns once the new process runs: "inactive" or "failed" after that means
-    # it exited (Airflow 2 workers can exit quietly, with status 0).
-    while time.time() < deadline and state not in ("active", "failed", "inactive"):
-        state = module.run_command(["systemctl", "is-active", p["service"]])[1].strip()
-        time.sleep(0 if state == "active" else 1)
+    restart = module.params["restart"]
+    if restart and module.check_mode:
+        module.exit_json(changed=True, restarted=False, answered=False, check_mode=True)
+    unit = p["service"]
     worker = Worker(module, p)
+    started = time.time()
+    run = {"state": "", "restart_error": ""}
+
+    def restart_and_wait():
+        """Restart the unit, wait for it to start, and say whether and how long to ping."""
+        if restart:
+            rc, out, err = module.run_command(["systemctl", "restart", unit])
+            if rc != 0:
+                run["restart_error"] = "; systemctl restart said: " + (err.strip() or out.strip())
+        deadline = time.time() + p["timeout"]
+        run["state"] = wait_started(module, unit, deadline)
+        return "go %.1f" % max(1, deadline - time.time()) if run["state"] == "active" else "stop"
+
     result = worker.result()
-    if state == "active" and not module.params["remote_control"]:
-        pid = main_pid(module, p["service"])
-        time.sleep(SETTLE)
-        state = module.run_command(["systemctl", "is-active", p["service"]])[1].strip()
-        result["answered"] = state == "active" and main_pid(module, p["service"]) == pid
+    result.update(restarted=restart, changed=restart)
+    if not module.params["remote_control"]:
+        restart_and_wait()
+        if run["state"] == "active":
+            pid = main_pid(module, unit)
+            time.sleep(SETTLE)
+            result["answered"] = unit_state(module, unit) == "active" and main_pid(module, unit) == pid
+        else:
+            result["answered"] = False
         if not result["answered"]:
-            result["problem"] = "the worker unit %s did not stay active for %d s after its restart%s" % (
-                p["service"], SETTLE, journal_errors(module, p["service"], started - 5))
+            result["problem"] = "the worker unit %s did not stay active for %d s after its restart%s%s" % (
+                unit, SETTLE, run["restart_error"], journal_errors(module, unit, started - 5))
+        forget(module, result)
         module.exit_json(**result)
-    if state == "active":
-        result.update(worker.ask("ping", timeout=max(1, int(deadline - time.time()))))
+    answer = worker.ask("ping", meanwhile=restart_and_wait)
+    if run["state"] == "active":
+        result.update(answer)
     result["answered"] = bool(result.get("replies"))
     live = result.get("live") or {}
     if result["answered"] and p["digest"] and live.get("answered") and live.get("digest") != p["digest"]:
@@ -188,14 +238,23 @@ def main():
         result["problem"] = "the restarted worker %s answers with settings %s, not %s" % (
             live["node"], live.get("digest") or "not given by this role", p["digest"])
     if not result["answered"] and "problem" not in result:
-        state = module.run_command(["systemctl", "is-active", p["service"]])[1].strip()
-        status = module.run_command(["systemctl", "show", p["service"], "--property=ExecMainStatus", "--value"])[1]
+        state = unit_state(module, unit)
+        status = module.run_command(["systemctl", "show", unit, "--property=ExecMainStatus", "--value"])[1]
         result["problem"] = "the worker unit %s is %s (its last process exited with status %s) and %s did not " \
-            "answer a Celery ping within %ss%s%s" % (
-                p["service"], state, status.strip() or "?", result.get("node_name", "its worker"),
+            "answer a Celery ping within %ss%s%s%s" % (
+                unit, state, status.strip() or "?", result.get("node_name", "its worker"),
                 p["timeout"], "; the broker did not answer either: " + result["broker_problem"]
-                if result.get("broker_problem") else "", journal_errors(module, p["service"], started - 5))
+                if result.get("broker_problem") else "", run["restart_error"], journal_errors(module, unit, started - 5))
+    forget(module, result)
     module.exit_json(**result)
+
+
+def forget(module, result):
+    """Remove the drain's note once the restarted worker answers: it consumes its queues again."""
+    note = module.params["drain_note"]
+    if result["answered"] and note and os.path.exists(note):
+        os.remove(note)
+        result["changed"] = True
 
 
 if __name__ == "__main__":

@@ -417,16 +417,25 @@ def check(out):
 
 
 def ping(out):
-    """Wait until the worker answers a Celery ping, then ask it for its digest."""
+    """Wait until the worker answers a Celery ping, then ask it for its digest. With `wait`, the
+    Celery app is built first, then a line on stdin says whether to ping, and for how long:
+    "go SECONDS" (the module restarts the worker meanwhile)."""
     celery_app = app()[0]
     node = req["node_name"] or "celery@" + out["hostname"]
     out["node_name"] = node
-    deadline = time.time() + req["timeout"]
+    seconds = req["timeout"]
+    if req.get("wait"):
+        words = sys.stdin.readline().split()
+        if words[:1] != ["go"]:
+            return
+        seconds = float(words[1])
+    deadline = time.time() + seconds
     replies = []
     while time.time() < deadline and not replies:
         try:
             with broker(celery_app) as connection:
-                replies = celery_app.control.ping(destination=[node], timeout=2.0, connection=connection)
+                # A ping sent before the worker listens is lost; a short wait asks again soon.
+                replies = celery_app.control.ping(destination=[node], timeout=0.5, connection=connection)
         except Exception as exc:
             out["broker_problem"] = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:200])
             time.sleep(1)
@@ -441,7 +450,8 @@ def main():
     # worker runs does not: a folder named "airflow" there (AIRFLOW_HOME!) would pass for Airflow.
     if sys.path and sys.path[0] in ("", "."):
         del sys.path[0]
-    req = json.load(sys.stdin)
+    # One line: a job that waits for the module reads another one later (ping).
+    req = json.loads(sys.stdin.readline())
     SECRET_NAME = re.compile(req["secret_pattern"], re.IGNORECASE)
     out = {"hostname": socket.gethostname()}
     out["versions"] = {"airflow": dist_version("apache-airflow"), "celery": dist_version("celery"),

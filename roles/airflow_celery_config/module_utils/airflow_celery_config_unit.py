@@ -155,29 +155,44 @@ def working_directory(props, user):
     return cwd if os.path.isdir(cwd) else "/"
 
 
-def run_python(python, source, request, user, env, cwd, timeout):
-    """Run `source` in `python` as `user`, with `request` as JSON on stdin. Returns (answer,
-    problem): the last line it printed, parsed as JSON, or None and what it printed instead."""
+def run_python(python, source, request, user, env, cwd, timeout, meanwhile=None):
+    """Run `source` in `python` as `user`, with `request` as one line of JSON on stdin. Returns
+    (answer, problem): the last line it printed, parsed as JSON, or None and what it printed
+    instead. With `meanwhile`, a function, the child starts first and `meanwhile` runs while it
+    imports; the child then reads one more line: what `meanwhile` returned."""
     def drop_privileges():
         os.setgroups(os.getgrouplist(user.pw_name, user.pw_gid))
         os.setgid(user.pw_gid)
         os.setuid(user.pw_uid)
 
     try:
-        proc = subprocess.run(
-            [python, "-c", source], input=json.dumps(request), env=env, cwd=cwd,
+        proc = subprocess.Popen(
+            [python, "-c", source], env=env, cwd=cwd,
             preexec_fn=drop_privileges if os.getuid() == 0 and user.pw_uid != 0 else None,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-            timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    except OSError as exc:
         return None, "cannot run %s: %s" % (python, exc)
-    lines = proc.stdout.strip().splitlines()
+    line = json.dumps(request) + "\n"
+    try:
+        if meanwhile is not None:
+            try:
+                proc.stdin.write(line)
+                proc.stdin.flush()
+            except OSError:
+                pass  # It exited at once; what it printed says why.
+            line = meanwhile() + "\n"
+        stdout, stderr = proc.communicate(line, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.communicate()
+        return None, "cannot run %s: %s" % (python, exc)
+    lines = stdout.strip().splitlines()
     if proc.returncode == 0 and lines:
         try:
             return json.loads(lines[-1]), None
         except ValueError:
             pass
-    printed = "\n".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-20:])
+    printed = "\n".join((stderr.strip() or stdout.strip()).splitlines()[-20:])
     return None, "It exited %s and printed:\n%s" % (proc.returncode, printed)
 
 

@@ -112,9 +112,10 @@ class Worker(object):
             config_options_from_env={"value": shadow, "origin": self.origin.get(SHADOW_VARIABLE),
                                      "file": self.env_files.get(SHADOW_VARIABLE)} if shadow else None)
 
-    def ask(self, job, **extra):
+    def ask(self, job, meanwhile=None, **extra):
         """Run the child for `job` in the worker's interpreter and return its answer; fail the
-        module with what the interpreter printed if it gives none."""
+        module with what the interpreter printed if it gives none. With `meanwhile` (ping only),
+        a function, the child imports Airflow while it runs, then reads the line it returns."""
         p = self.p
         request = dict(mode=job, module_name=p["module_name"], dict_name=p["dict_name"], settings=p["settings"], node_name=p["node_name"],
                        timeout=p["timeout"], extra_setting_names=p["extra_setting_names"],
@@ -122,9 +123,9 @@ class Worker(object):
                        default_config_modules=DEFAULT_CONFIG_MODULES, app_modules=APP_MODULES, team=self.team,
                        digest_key=DIGEST_KEY, digest=p["digest"], live_timeout=LIVE_TIMEOUT,
                        worker_active=self.active)
-        request.update(extra)
+        request.update(extra, wait=meanwhile is not None)
         answer, problem = run_python(p["python"], inspect.getsource(child), request, self.user, self.env, self.cwd,
-                                     request["timeout"] + 120)
+                                     request["timeout"] + 120, meanwhile)
         if answer is None:
             self.module.fail_json(msg="airflow_celery_config_python: %s (as user %s, AIRFLOW_HOME=%s) could not %s. %s"
                                       % (p["python"], self.user.pw_name, self.env.get("AIRFLOW_HOME"), JOBS[job], problem))
