@@ -155,7 +155,8 @@ def test_the_facts_module_reports_what_airflow_reads(tmp_path, text):
     cfg = tmp_path / "airflow.cfg"
     cfg.write_bytes(text.encode())
     parser = read(text)
-    facts = load(ROLE / "library/airflow_celery_config_facts.py").cfg_facts(None, str(cfg))
+    facts = load(ROLE / "library/airflow_celery_config_facts.py").cfg_facts(None, str(cfg), "my_celery_config.CELERY_CONFIG")
+    facts.pop("holds")
     assert facts == {"exists": True, "value": parser.get("celery", "celery_config_options", fallback=None), "duplicates": []}
 
 
@@ -166,5 +167,19 @@ def test_the_facts_module_names_each_repeated_option(tmp_path):
         read(text)
     cfg = tmp_path / "airflow.cfg"
     cfg.write_text(text)
-    facts = load(ROLE / "library/airflow_celery_config_facts.py").cfg_facts(None, str(cfg))
+    facts = load(ROLE / "library/airflow_celery_config_facts.py").cfg_facts(None, str(cfg), "my_celery_config.CELERY_CONFIG")
     assert facts["duplicates"] == ["[celery] worker_concurrency on lines 2, 6", "[celery] x on lines 7, 8"]
+
+
+def test_the_facts_module_says_whether_airflow_cfg_already_points_at_the_module(tmp_path):
+    facts = load(ROLE / "library/airflow_celery_config_facts.py")
+    cfg = tmp_path / "airflow.cfg"
+    for text, holds in [("[celery]\ncelery_config_options = acc_cfg.CONFIG\n", True),
+                        ("[celery]\r\ncelery_config_options = acc_cfg.CONFIG\r\n", True),
+                        ("[celery]\ncelery_config_options = other.CONFIG\n", False),
+                        ("[celery]\nCELERY_CONFIG_OPTIONS = acc_cfg.CONFIG\n", False),  # the ini module renames it
+                        ("[core]\ncelery_config_options = acc_cfg.CONFIG\n", False),
+                        ("[celery]\ncelery_config_options = acc_cfg.CONFIG\n  more\n", False),  # a continuation
+                        ("[celery]\nbroker_url = x\n", False)]:
+        cfg.write_bytes(text.encode())
+        assert facts.cfg_facts(None, str(cfg), "acc_cfg.CONFIG")["holds"] is holds, text

@@ -143,7 +143,10 @@ check_mode:
   returned: always
   type: bool
 cfg:
-  description: "airflow.cfg: C(exists), C(value) (of C([celery] celery_config_options)) and C(duplicates)."
+  description:
+    - "airflow.cfg: C(exists), C(value) (of C([celery] celery_config_options)), C(duplicates), and C(holds): whether
+      the file gives C(celery_config_options) the value C(<module_name>.<dict_name>) as
+      M(airflow_fleet.celery_config.airflow_celery_config_ini) would leave it, so that module has nothing to do."
   returned: always
   type: dict
 module_dir_exists:
@@ -204,14 +207,14 @@ from ansible.module_utils.basic import AnsibleModule
 try:
     from ansible.module_utils import airflow_celery_config_settings as shared_settings
     from ansible.module_utils.airflow_celery_config_drain import NOTE_DIR, note_path
-    from ansible.module_utils.airflow_celery_config_ini import read_options
+    from ansible.module_utils.airflow_celery_config_ini import IniError, read_options, set_option
     from ansible.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle
     from ansible.module_utils.airflow_celery_config_unit import start_time
     from ansible.module_utils.airflow_celery_config_worker import DEFAULT_CONFIG_MODULES, INSTALL_SPEC, SHADOW_VARIABLE, Worker
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils import airflow_celery_config_settings as shared_settings
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_drain import NOTE_DIR, note_path
-    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_ini import read_options
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_ini import IniError, read_options, set_option
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_settings import (
         DIGEST_KEY, digest, fit_pool_recycle)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import start_time
@@ -239,10 +242,10 @@ def readable_by(user, path):
     return bool(st.st_mode & 0o004)
 
 
-def cfg_facts(module, path):
-    """airflow.cfg as Airflow reads it: the value of [celery] celery_config_options, and the
-    options set on more than one line, which Airflow refuses."""
-    facts = {"exists": os.path.isfile(path), "value": None, "duplicates": []}
+def cfg_facts(module, path, wanted):
+    """airflow.cfg as Airflow reads it: the value of [celery] celery_config_options, the options
+    set on more than one line, which Airflow refuses, and whether the option holds `wanted`."""
+    facts = {"exists": os.path.isfile(path), "value": None, "duplicates": [], "holds": False}
     if not facts["exists"]:
         return facts
     try:
@@ -255,6 +258,10 @@ def cfg_facts(module, path):
     facts["value"] = found.get(("celery", "celery_config_options"), [(None, None)])[-1][1]
     facts["duplicates"] = ["[%s] %s on lines %s" % (section, option, ", ".join(str(number) for number, _value in lines))
                            for (section, option), lines in sorted(found.items()) if len(lines) > 1]
+    try:
+        facts["holds"] = set_option(text, "celery", "celery_config_options", wanted)[1] == "unchanged"
+    except IniError:
+        pass  # The ini module names the problem.
     return facts
 
 
@@ -264,7 +271,7 @@ def main():
     worker = Worker(module, p)
     user = worker.user
     result = worker.result()
-    cfg = cfg_facts(module, p["cfg_path"])
+    cfg = cfg_facts(module, p["cfg_path"], "%s.%s" % (p["module_name"], p["dict_name"]))
     if not cfg["exists"]:
         module.fail_json(msg="airflow_celery_config_cfg_path: %s does not exist" % p["cfg_path"])
     if not readable_by(user, p["cfg_path"]):

@@ -75,9 +75,17 @@ exists:
   description: For each key of C(real), whether that path exists (an existing folder has passed the checks above).
   returned: always
   type: dict
+files:
+  description:
+    - For C(module) and C(dropin), what a write would compare, so the role skips one that has nothing to do, or null
+      where no such regular file exists; C(sha1) of its content, and C(stat), its owner, group and mode as in
+      C(root:airflow 0640).
+  returned: always
+  type: dict
 """
 
 import grp
+import hashlib
 import os
 import pwd
 
@@ -100,6 +108,14 @@ def describe(path):
     except KeyError:
         group = str(st.st_gid)
     return st, "%s:%s %04o" % (owner, group, st.st_mode & 0o7777)
+
+
+def file_facts(path):
+    """What a write of `path` compares: its content's sha1 and its owner, group and mode."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, "rb") as handle:
+        return {"sha1": hashlib.sha1(handle.read()).hexdigest(), "stat": describe(path)[1]}
 
 
 ARGUMENT_SPEC = dict(
@@ -160,7 +176,8 @@ def main():
                         "what runs there. Nothing was written. Make it writable by %s only (`%s`), or choose "
                         "another path, then run again" % (what, path, shown, writers, who, who, "; ".join(fixes)))
     module.exit_json(changed=False, real=real, links=links,
-                     exists={name: path is not None and os.path.exists(path) for name, path in real.items()})
+                     exists={name: path is not None and os.path.exists(path) for name, path in real.items()},
+                     files={name: file_facts(real[name]) for name in ("module", "dropin")})
 
 
 if __name__ == "__main__":
