@@ -71,8 +71,8 @@ collection-checks: venv
 # builds every image the matrix needs, in the matrix's order, one version at a time; a lane that
 # needs an image still being built waits for it (scripts/build-images.sh holds a lock), so on a
 # fresh machine the builds, which wait on downloads much of the time, overlap the first scenarios.
-SCENARIOS ?= bad_input multi_install fallback postgres native restarts hosts
-LATE_SCENARIOS ?= multi_install postgres hosts fallback
+SCENARIOS ?= bad_input multi_install fallback postgres native restarts hosts rabbitmq
+LATE_SCENARIOS ?= multi_install postgres hosts fallback rabbitmq
 
 test: setup
 	@mkdir -p $(dir $(ACC_TIMES)) && : > $(ACC_TIMES)
