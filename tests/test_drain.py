@@ -1,10 +1,14 @@
 """The drain's note and the report of the tasks it waits for."""
 import pathlib
 import sys
+import time
+
+import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
 
-from airflow_celery_config_drain import busy_summary, busy_tasks, busy_text, merged, note_path, read_note, write_note  # noqa: E402
+from airflow_celery_config_drain import (  # noqa: E402
+    DrainThenRestart, busy_summary, busy_tasks, busy_text, merged, note_path, read_note, write_note)
 
 QUEUE = {"name": "default", "exchange": "default", "exchange_type": "direct", "routing_key": "default"}
 
@@ -52,3 +56,59 @@ def test_merged_keeps_the_noted_queues_first_and_adds_new_names_only():
     more = [{"name": "default", "exchange": "other"}, {"name": "gpu"}]
     assert merged(noted, more) == [{"name": "default", "exchange": "default"}, {"name": "gpu"}]
     assert merged([], more) == more
+
+
+def drain_then_restart(tmp_path, found, timeout=600, busy_worker="defer", started=None):
+    """A round of the drain before a restart whose child found `found` halfway: what it told the
+    child, whether it restarted, and its report once the child said `resumed`."""
+    restarts = []
+    p = dict(queues=[QUEUE], timeout=timeout, round=None, busy_worker=busy_worker, note_dir=str(tmp_path))
+    if started is not None:
+        write_note(note_path(str(tmp_path), "w"), [QUEUE], started)
+    drain = DrainThenRestart(p, "w", lambda: restarts.append(1) or "go 120.0")
+    told = drain.decide(lambda: found if found is None else {"drain": found})
+    return told, restarts, drain.report({"resumed": True} if told == "resume" else {})
+
+
+RUNNING = {"active": [{"name": "acc.hold", "id": "1", "time_start": time.time() - 50}], "reserved": [],
+           "wall": time.time(), "monotonic": time.monotonic()}
+
+
+def test_an_idle_worker_is_restarted_at_once(tmp_path):
+    told, restarts, report = drain_then_restart(
+        tmp_path, dict(RUNNING, active=[], cancelled_at=time.time()))
+    assert (told, restarts) == ("go 120.0", [1])
+    assert report["idle"] and not report["waiting"] and report["drainable"]
+    # The note stays until the restarted worker answers (the module removes it then).
+    assert read_note(report["note"])["queues"] == [QUEUE]
+
+
+def test_a_busy_worker_waits_another_round_and_the_note_keeps_when_the_drain_began(tmp_path):
+    cancelled = time.time() - 1
+    told, restarts, report = drain_then_restart(tmp_path, dict(RUNNING, cancelled_at=cancelled))
+    assert (told, restarts) == ("stop", [])
+    assert report["waiting"] and report["busy_summary"] == "1 task(s), the longest running 50 s"
+    assert read_note(report["note"])["started"] == cancelled
+
+
+@pytest.mark.parametrize("busy_worker, told, restarted", [("defer", "resume", []), ("restart", "go 120.0", [1])])
+def test_a_worker_busy_past_the_drain_is_deferred_or_restarted_as_told(tmp_path, busy_worker, told, restarted):
+    result = drain_then_restart(tmp_path, RUNNING, timeout=60, busy_worker=busy_worker, started=time.time() - 61)
+    assert result[:2] == (told, restarted)
+    report = result[2]
+    assert report["expired"] and not report["waiting"]
+    # A deferred worker that took its queues back keeps no note.
+    assert report.get("deferred", False) == (busy_worker == "defer")
+    assert (read_note(report["note"]) is None) == (busy_worker == "defer")
+
+
+def test_a_worker_that_cannot_be_drained_is_restarted_without_a_drain(tmp_path):
+    told, restarts, report = drain_then_restart(tmp_path, {"problem": "RuntimeError: no answer"})
+    assert (told, restarts) == ("go 120.0", [1])
+    assert report["drainable"] is False and report["problem"] == "RuntimeError: no answer"
+
+
+def test_a_child_that_ended_before_it_drained_is_not_restarted(tmp_path):
+    told, restarts, report = drain_then_restart(tmp_path, None)
+    assert (told, restarts) == ("stop", [])
+    assert not report["waiting"]

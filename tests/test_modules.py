@@ -245,11 +245,13 @@ class PingingApp:
         return [{destination[0]: {"ok": "pong"}}]
 
 
-def pinging(monkeypatch, line):
+def pinging(monkeypatch, line, **req):
     stdin = __import__("io").StringIO(line)
+    stdout = __import__("io").StringIO()
     celery_app = PingingApp(stdin)
     monkeypatch.setattr(sys, "stdin", stdin)
-    monkeypatch.setattr(child(), "req", dict(node_name="", timeout=120, wait=True))
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(child(), "req", dict(node_name="", timeout=120, wait=True, **req))
     monkeypatch.setattr(child(), "app", lambda: (celery_app, "acc.app"))
     monkeypatch.setattr(child(), "broker", lambda _app: __import__("contextlib").nullcontext())
     monkeypatch.setattr(child(), "live_worker", lambda node: {"node": node, "answered": True})
@@ -270,6 +272,45 @@ def test_a_ping_that_waits_does_not_ping_unless_told_to(monkeypatch, line):
     out, pinged = pinging(monkeypatch, line)
     assert pinged == []
     assert out == {"hostname": "acc-worker-1", "node_name": "celery@acc-worker-1"}
+
+
+QUEUES = [{"name": "default", "exchange": "default", "exchange_type": "direct", "routing_key": "default"}]
+
+
+def draining(monkeypatch, line, fail=None):
+    """The child's ping with a drain round first: what it printed halfway, what it did after."""
+    done = []
+
+    def drain_round(celery_app, connection, node, queues, wait, found):
+        done.append(("drain", node, queues, wait, sys.stdin.tell()))
+        if fail:
+            raise RuntimeError(fail)
+        found.update(active=[], reserved=[], cancelled_at=1.0)
+
+    monkeypatch.setattr(child(), "drain_round", drain_round)
+    monkeypatch.setattr(child(), "resume_queues", lambda celery_app, connection, node, queues: done.append(("resume", queues)))
+    out, pinged = pinging(monkeypatch, line, drain=QUEUES, drain_wait=7)
+    halfway = [json_line for json_line in sys.stdout.getvalue().splitlines() if json_line]
+    return out, pinged, done, halfway
+
+
+def test_a_ping_with_a_drain_drains_says_so_halfway_then_pings_when_told(monkeypatch):
+    out, pinged, done, halfway = draining(monkeypatch, "go 30\n")
+    # The round ran before the module's line was read: the module decides on what it found.
+    assert done == [("drain", "celery@acc-worker-1", QUEUES, 7, 0)]
+    assert [__import__("json").loads(line) for line in halfway] == [{"drain": {"active": [], "reserved": [], "cancelled_at": 1.0}}]
+    assert pinged == [(["celery@acc-worker-1"], "")]
+
+
+def test_a_drained_worker_gets_its_queues_back_when_told_to_resume(monkeypatch):
+    out, pinged, done, _halfway = draining(monkeypatch, "resume\n")
+    assert done[1:] == [("resume", QUEUES)] and out["resumed"] and pinged == []
+
+
+def test_a_drain_that_fails_is_said_halfway_not_raised(monkeypatch):
+    out, pinged, done, halfway = draining(monkeypatch, "go 30\n", fail="no answer")
+    assert __import__("json").loads(halfway[0]) == {"drain": {"problem": "RuntimeError: no answer"}}
+    assert pinged == [(["celery@acc-worker-1"], "")]
 
 
 def test_the_paths_module_gives_what_a_write_compares(tmp_path):

@@ -76,42 +76,62 @@ def _read(files, path):
     return files[path]
 
 
-# A child that says it started, then reads the request and the line `meanwhile` returns.
+# A child that says it started, reads the request, prints a line halfway (after some noise),
+# then reads the line `meanwhile` returns.
 CHILD = """
 import json, pathlib, sys
 pathlib.Path("started").touch()  # in its working directory
 req = json.loads(sys.stdin.readline())
+sys.stdout.write("noise\\n" + json.dumps({"halfway": req["mode"]}) + "\\n")
+sys.stdout.flush()
 sys.stdout.write("noise\\n" + json.dumps({"req": req, "line": sys.stdin.readline()}) + "\\n")
 """
 
 
-def run_child(tmp_path, meanwhile):
+def run_child(tmp_path, meanwhile, source=CHILD, timeout=30):
     user = pwd.getpwuid(os.getuid())
-    started = tmp_path / "started"
-    answer, problem = run_python(sys.executable, CHILD, {"mode": "ping"}, user, dict(os.environ), str(tmp_path), 30,
-                                 meanwhile and (lambda: meanwhile(started)))
-    assert problem is None
-    return answer
+    return run_python(sys.executable, source, {"mode": "ping"}, user, dict(os.environ), str(tmp_path), timeout,
+                      meanwhile)
 
 
 def test_the_child_runs_while_meanwhile_does_and_reads_its_line(tmp_path):
-    def meanwhile(started):
+    def meanwhile(_halfway):
         # The child started before `meanwhile` ends: it is what restarts the worker meanwhile.
         for _ in range(300):
-            if started.exists():
+            if (tmp_path / "started").exists():
                 return "go 12.5"
             time.sleep(0.1)
         return "child never started"
-    assert run_child(tmp_path, meanwhile) == {"req": {"mode": "ping"}, "line": "go 12.5\n"}
+    assert run_child(tmp_path, meanwhile) == ({"req": {"mode": "ping"}, "line": "go 12.5\n"}, None)
+
+
+def test_meanwhile_can_wait_for_the_childs_line_halfway(tmp_path):
+    # What a drain found decides whether the module restarts the worker.
+    assert run_child(tmp_path, lambda halfway: "go %s" % halfway()["halfway"]) == (
+        {"req": {"mode": "ping"}, "line": "go ping\n"}, None)
+
+
+def test_halfway_is_none_where_the_child_ends_first(tmp_path):
+    seen = []
+    answer, problem = run_child(tmp_path, lambda halfway: seen.append(halfway()) or "stop",
+                                source="import sys; sys.exit('broken')")
+    assert seen == [None]
+    assert answer is None and problem == "It exited 1 and printed:\nbroken"
+
+
+def test_a_child_that_runs_too_long_is_killed(tmp_path):
+    answer, problem = run_child(tmp_path, lambda halfway: "stop" if halfway() is None else "go 1", source="import time; time.sleep(30)",
+                                timeout=1)
+    assert answer is None and problem.endswith("it ran longer than 1 seconds")
 
 
 def test_without_meanwhile_the_child_reads_the_request_alone(tmp_path):
-    assert run_child(tmp_path, None) == {"req": {"mode": "ping"}, "line": ""}
+    assert run_child(tmp_path, None) == ({"req": {"mode": "ping"}, "line": ""}, None)
 
 
 def test_a_child_that_prints_no_answer_is_a_problem(tmp_path):
     user = pwd.getpwuid(os.getuid())
     answer, problem = run_python(sys.executable, "import sys; sys.exit('broken')", {}, user, dict(os.environ),
-                                 str(tmp_path), 30, lambda: "go 1")
+                                 str(tmp_path), 30, lambda _halfway: "go 1")
     assert answer is None
     assert problem == "It exited 1 and printed:\nbroken"

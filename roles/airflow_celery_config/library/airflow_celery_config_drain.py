@@ -190,17 +190,16 @@ imports:
 """
 
 import os
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 # The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
 try:
     from ansible.module_utils.airflow_celery_config_drain import (
-        NOTE_DIR, busy_summary, busy_tasks, busy_text, merged, note_path, read_note, write_note)
+        NOTE_DIR, begin, note_path, outcome, read_note, round_seconds, seconds_left, write_note)
     from ansible.module_utils.airflow_celery_config_worker import INSTALL_SPEC, Worker
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_drain import (
-        NOTE_DIR, busy_summary, busy_tasks, busy_text, merged, note_path, read_note, write_note)
+        NOTE_DIR, begin, note_path, outcome, read_note, round_seconds, seconds_left, write_note)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import (
         INSTALL_SPEC, Worker)
 
@@ -216,15 +215,10 @@ ARGUMENT_SPEC = dict(
 
 def drained(module, worker, path, note):
     p = module.params
-    queues = merged(note["queues"] if note else [], p["queues"])
-    result = dict(changed=False, note=path, queues=[queue["name"] for queue in queues])
-    started = note["started"] if note else time.time()
-    if note is None or len(queues) > len(note["queues"]):
-        write_note(path, queues, started)
-        result["changed"] = True
-    left = max(0, int(started + p["timeout"] - time.time()))
-    # Often enough that the operator sees why the rollout waits, rarely enough to cost little.
-    wait = min(p["round"] or min(30, max(5, p["timeout"] // 4)), left)
+    queues, started = begin(path, note, p["queues"])
+    result = dict(changed=note is None or len(queues) > len(note["queues"]), note=path,
+                  queues=[queue["name"] for queue in queues])
+    wait = round_seconds(p["round"], p["timeout"], seconds_left(started, p["timeout"]))
     answer = worker.ask("drain", queues=queues, wait=wait, timeout=wait)
     result["imports"] = 1
     if note is None and answer.get("cancelled_at"):
@@ -239,10 +233,7 @@ def drained(module, worker, path, note):
         if not worker.ask("resume", queues=queues).get("problem"):
             os.remove(path)
         module.exit_json(drainable=False, problem=answer["problem"], **result)
-    busy = busy_tasks(answer["active"], answer["reserved"], answer["wall"], answer["monotonic"])
-    left = max(0, int(started + p["timeout"] - time.time()))
-    module.exit_json(drainable=True, idle=not busy, expired=left == 0, left=left, busy=busy,
-                     busy_summary=busy_summary(busy), busy_text=busy_text(busy), **result)
+    module.exit_json(drainable=True, **dict(result, **outcome(answer, started, p["timeout"])))
 
 
 def consuming(module, worker, path, note):

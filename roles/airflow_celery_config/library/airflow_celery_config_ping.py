@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-"""Restarts an Airflow Celery worker, or takes one just restarted, and waits until it is active and answers a
-Celery ping with this run's settings."""
+"""Restarts an Airflow Celery worker, after draining it, or takes one just restarted, and waits until it is active
+and answers a Celery ping with this run's settings."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ description:
   - The return value C(answered) is false, with the reason in C(problem), when it does not answer, or answers with
     another digest than C(install.digest); the journal's error lines are part of the reason. Never fails on that;
     the role rolls back.
-  - Changes nothing without C(restart). In check mode, restarts nothing and reports the restart as a change.
+  - With C(drain), drains the running worker first; see that option.
+  - Changes nothing without C(restart). In check mode, drains and restarts nothing and reports the restart as a
+    change.
 options:
   install:
     type: dict
@@ -102,12 +104,41 @@ options:
     type: bool
     default: false
     description: Restart the worker unit first.
-  drain_note:
-    type: path
+  drain:
+    type: dict
     description:
-      - The note of the drain before the restart (the return value C(note) of
-        M(airflow_fleet.celery_config.airflow_celery_config_drain)), removed once the worker answers, as the restarted
-        worker consumes its configured queues again.
+      - Drain the running worker before the restart (needs C(restart)), in the same Python that then pings it, as
+        one round of M(airflow_fleet.celery_config.airflow_celery_config_drain) with C(state=drained) does it
+        (the same note, in C(note_dir)). Then, with the return value C(drain), restarts the worker where it is
+        idle, or where the drain has expired and C(busy_worker) is C(restart); gives it its queues back where the
+        drain has expired and C(busy_worker) is C(defer) (C(deferred)); and otherwise leaves it drained and
+        restarts nothing (C(waiting)); call it again for the next round.
+      - A worker that cannot be drained is restarted without a drain, with the reason in C(drain.problem).
+      - Once the restarted worker answers, the note is removed, as the new worker consumes its configured queues.
+    suboptions:
+      queues:
+        type: list
+        elements: dict
+        required: true
+        description:
+          - The queues the worker consumes, as the live check's C(live.queues) gives them (C(name), C(exchange),
+            C(exchange_type), C(routing_key)). A note left by an earlier drain adds its own.
+      timeout:
+        type: int
+        default: 600
+        description: Seconds the whole drain may wait for running tasks, counted from the drain's first round.
+      round:
+        type: int
+        description: Seconds one round waits at most. Unset, a quarter of C(timeout), from 5 to 30 s.
+      busy_worker:
+        type: str
+        default: defer
+        choices: [defer, restart]
+        description: What to do with a worker still busy when the drain has expired.
+      note_dir:
+        type: path
+        default: /var/lib/airflow_celery_config
+        description: The folder of the drain's note.
 author: airflow_celery_config contributors (@airflow-fleet)
 """
 
@@ -116,6 +147,15 @@ EXAMPLES = r"""
   airflow_celery_config_ping:
     install: "{{ install | combine({'digest': facts.digest}) }}"
     restart: true
+  register: ping
+
+- name: Drain the worker, restart it once idle and wait until it answers
+  airflow_celery_config_ping:
+    install: "{{ install | combine({'digest': facts.digest}) }}"
+    restart: true
+    drain:
+      queues: "{{ check.live.queues }}"
+      timeout: 600
   register: ping
 """
 
@@ -140,6 +180,19 @@ live:
   description: The worker's answer to C(inspect conf) (node, answered, digest).
   returned: when it answered
   type: dict
+imports:
+  description: How many times this call imported Airflow in the worker's interpreter.
+  returned: always
+  type: int
+drain:
+  description:
+    - The drain's round, as M(airflow_fleet.celery_config.airflow_celery_config_drain) reports one with
+      C(state=drained) (C(drainable), C(problem), C(queues), C(note), C(idle), C(expired), C(left), C(busy),
+      C(busy_summary), C(busy_text)), and what followed it. C(waiting) is true where the worker is left drained
+      for another round; C(deferred) where it was busy past the drain and given its queues back, on its old
+      config, C(gave_back) saying whether it took them (if not, C(problem) says why and the note stays).
+  returned: with the drain option, not in check mode
+  type: dict
 """
 
 import os
@@ -149,12 +202,21 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 # The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
 try:
+    from ansible.module_utils.airflow_celery_config_drain import NOTE_DIR, DrainThenRestart
     from ansible.module_utils.airflow_celery_config_worker import INSTALL_SPEC, Worker
 except ImportError:
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_drain import (
+        NOTE_DIR, DrainThenRestart)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import INSTALL_SPEC, Worker
 
-ARGUMENT_SPEC = dict(install=INSTALL_SPEC, remote_control=dict(type="bool", default=True),
-                     restart=dict(type="bool", default=False), drain_note=dict(type="path", default=None))
+ARGUMENT_SPEC = dict(
+    install=INSTALL_SPEC, remote_control=dict(type="bool", default=True), restart=dict(type="bool", default=False),
+    drain=dict(type="dict", default=None, options=dict(
+        queues=dict(type="list", elements="dict", required=True),
+        timeout=dict(type="int", default=600),
+        round=dict(type="int", default=None),
+        busy_worker=dict(type="str", default="defer", choices=["defer", "restart"]),
+        note_dir=dict(type="path", default=NOTE_DIR))))
 # Seconds a worker without remote control must stay active after its start to count as back:
 # it cannot answer a ping, and Airflow 2 workers that fail can exit a few seconds after starting.
 SETTLE = 10
@@ -194,28 +256,45 @@ def wait_started(module, unit, deadline):
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params["install"]
-    restart = module.params["restart"]
+    restart, drain, remote_control = module.params["restart"], module.params["drain"], module.params["remote_control"]
+    if drain and not restart:
+        module.fail_json(msg="drain needs restart: it drains the worker before restarting it")
     if restart and module.check_mode:
-        module.exit_json(changed=True, restarted=False, answered=False, check_mode=True)
+        module.exit_json(changed=True, restarted=False, answered=False, check_mode=True, imports=0)
     unit = p["service"]
     worker = Worker(module, p)
     started = time.time()
-    run = {"state": "", "restart_error": ""}
+    run = {"state": "", "restart_error": "", "restarted": False}
 
     def restart_and_wait():
         """Restart the unit, wait for it to start, and say whether and how long to ping."""
         if restart:
+            run["restarted"] = True
             rc, out, err = module.run_command(["systemctl", "restart", unit])
             if rc != 0:
                 run["restart_error"] = "; systemctl restart said: " + (err.strip() or out.strip())
         deadline = time.time() + p["timeout"]
         run["state"] = wait_started(module, unit, deadline)
-        return "go %.1f" % max(1, deadline - time.time()) if run["state"] == "active" else "stop"
+        # Without remote control the new worker cannot answer a ping: it is watched instead.
+        return "go %.1f" % max(1, deadline - time.time()) if run["state"] == "active" and remote_control else "stop"
 
     result = worker.result()
-    result.update(restarted=restart, changed=restart)
-    if not module.params["remote_control"]:
+    answer = {}
+    if drain:
+        # The running worker is drained through its remote control, whatever the new config says.
+        drained = DrainThenRestart(drain, unit, restart_and_wait)
+        answer = worker.ask("ping", meanwhile=drained.decide, drain=drained.queues, drain_wait=drained.wait)
+        result["drain"] = drained.report(answer)
+    elif remote_control:
+        answer = worker.ask("ping", meanwhile=lambda _halfway: restart_and_wait())
+    else:
         restart_and_wait()
+    result.update(restarted=run["restarted"], imports=1 if drain or remote_control else 0,
+                  changed=run["restarted"] or bool(drain and result["drain"]["changed"]))
+    if not run["restarted"] and restart:
+        # Drained for another round, or given its queues back: the worker runs on as it was.
+        module.exit_json(answered=False, **result)
+    if not remote_control:
         if run["state"] == "active":
             pid = main_pid(module, unit)
             time.sleep(SETTLE)
@@ -225,36 +304,29 @@ def main():
         if not result["answered"]:
             result["problem"] = "the worker unit %s did not stay active for %d s after its restart%s%s" % (
                 unit, SETTLE, run["restart_error"], journal_errors(module, unit, started - 5))
-        forget(module, result)
-        module.exit_json(**result)
-    answer = worker.ask("ping", meanwhile=restart_and_wait)
-    if run["state"] == "active":
-        result.update(answer)
-    result["answered"] = bool(result.get("replies"))
-    live = result.get("live") or {}
-    if result["answered"] and p["digest"] and live.get("answered") and live.get("digest") != p["digest"]:
-        # It came back, but not on this run's config: as bad as not coming back.
-        result["answered"] = False
-        result["problem"] = "the restarted worker %s answers with settings %s, not %s" % (
-            live["node"], live.get("digest") or "not given by this role", p["digest"])
-    if not result["answered"] and "problem" not in result:
-        state = unit_state(module, unit)
-        status = module.run_command(["systemctl", "show", unit, "--property=ExecMainStatus", "--value"])[1]
-        result["problem"] = "the worker unit %s is %s (its last process exited with status %s) and %s did not " \
-            "answer a Celery ping within %ss%s%s%s" % (
-                unit, state, status.strip() or "?", result.get("node_name", "its worker"),
-                p["timeout"], "; the broker did not answer either: " + result["broker_problem"]
-                if result.get("broker_problem") else "", run["restart_error"], journal_errors(module, unit, started - 5))
-    forget(module, result)
-    module.exit_json(**result)
-
-
-def forget(module, result):
-    """Remove the drain's note once the restarted worker answers: it consumes its queues again."""
-    note = module.params["drain_note"]
-    if result["answered"] and note and os.path.exists(note):
-        os.remove(note)
+    else:
+        if run["state"] == "active":
+            result.update(answer)
+        result["answered"] = bool(result.get("replies"))
+        live = result.get("live") or {}
+        if result["answered"] and p["digest"] and live.get("answered") and live.get("digest") != p["digest"]:
+            # It came back, but not on this run's config: as bad as not coming back.
+            result["answered"] = False
+            result["problem"] = "the restarted worker %s answers with settings %s, not %s" % (
+                live["node"], live.get("digest") or "not given by this role", p["digest"])
+        if not result["answered"] and "problem" not in result:
+            state = unit_state(module, unit)
+            status = module.run_command(["systemctl", "show", unit, "--property=ExecMainStatus", "--value"])[1]
+            result["problem"] = "the worker unit %s is %s (its last process exited with status %s) and %s did not " \
+                "answer a Celery ping within %ss%s%s%s" % (
+                    unit, state, status.strip() or "?", result.get("node_name", "its worker"),
+                    p["timeout"], "; the broker did not answer either: " + result["broker_problem"]
+                    if result.get("broker_problem") else "", run["restart_error"], journal_errors(module, unit, started - 5))
+    if result["answered"] and drain and os.path.exists(result["drain"]["note"]):
+        # The restarted worker consumes the queues it is configured for: the note has nothing left to give back.
+        os.remove(result["drain"]["note"])
         result["changed"] = True
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -204,7 +204,7 @@ def db_idle_timeout():
         finally:
             engine.dispose()
     except Exception as exc:
-        message = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:300])
+        message = said(exc)
         for secret in secrets:
             message = message.replace(secret, "********")
         return {"problem": "cannot read the server's idle timeout (%s)" % message}
@@ -249,7 +249,7 @@ def live_worker(node):
                 # The queues it consumes, as a drain must give them back (an empty list: none).
                 out["queues"] = [queue_definition(queue) for queue in ask("active_queues").get(node) or []]
     except Exception as exc:
-        out["problem"] = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:200])
+        out["problem"] = said(exc, 200)
     return out
 
 
@@ -273,26 +273,30 @@ def drain(out):
     a later round changes nothing."""
     node = out["node_name"] = req["node_name"] or "celery@" + out["hostname"]
     celery_app = app()[0]
-    control = celery_app.control
-    deadline = time.time() + req["wait"]
     with broker(celery_app) as connection:
-        for queue in req["queues"]:
-            answered_by(node, control.cancel_consumer(queue["name"], destination=[node], reply=True,
-                                                      timeout=req["live_timeout"], connection=connection),
-                        "cancel_consumer")
-        out["cancelled_at"] = time.time()
-        while True:
-            inspect = control.inspect(destination=[node], timeout=req["live_timeout"], connection=connection)
-            active, reserved = inspect.active() or {}, inspect.reserved() or {}
-            if node not in active:
-                raise RuntimeError("%s did not answer inspect active within %ss" % (node, req["live_timeout"]))
-            # Name, id and start only: a task's arguments may carry anything.
-            out["active"] = [{key: task.get(key) for key in ("name", "id", "time_start")} for task in active[node]]
-            out["reserved"] = [{key: task.get(key) for key in ("name", "id")} for task in reserved.get(node) or []]
-            out["wall"], out["monotonic"] = time.time(), time.monotonic()
-            if not (out["active"] or out["reserved"]) or time.time() >= deadline:
-                return
-            time.sleep(1)
+        drain_round(celery_app, connection, node, req["queues"], req["wait"], out)
+
+
+def drain_round(celery_app, connection, node, queues, wait, out):
+    control = celery_app.control
+    deadline = time.time() + wait
+    for queue in queues:
+        answered_by(node, control.cancel_consumer(queue["name"], destination=[node], reply=True,
+                                                  timeout=req["live_timeout"], connection=connection),
+                    "cancel_consumer")
+    out["cancelled_at"] = time.time()
+    while True:
+        inspect = control.inspect(destination=[node], timeout=req["live_timeout"], connection=connection)
+        active, reserved = inspect.active() or {}, inspect.reserved() or {}
+        if node not in active:
+            raise RuntimeError("%s did not answer inspect active within %ss" % (node, req["live_timeout"]))
+        # Name, id and start only: a task's arguments may carry anything.
+        out["active"] = [{key: task.get(key) for key in ("name", "id", "time_start")} for task in active[node]]
+        out["reserved"] = [{key: task.get(key) for key in ("name", "id")} for task in reserved.get(node) or []]
+        out["wall"], out["monotonic"] = time.time(), time.monotonic()
+        if not (out["active"] or out["reserved"]) or time.time() >= deadline:
+            return
+        time.sleep(1)
 
 
 def resume(out):
@@ -300,11 +304,20 @@ def resume(out):
     node = out["node_name"] = req["node_name"] or "celery@" + out["hostname"]
     celery_app = app()[0]
     with broker(celery_app) as connection:
-        for queue in req["queues"]:
-            answered_by(node, celery_app.control.add_consumer(
-                queue["name"], exchange=queue.get("exchange"), exchange_type=queue.get("exchange_type") or "direct",
-                routing_key=queue.get("routing_key"), destination=[node], reply=True,
-                timeout=req["live_timeout"], connection=connection), "add_consumer")
+        resume_queues(celery_app, connection, node, req["queues"])
+
+
+def resume_queues(celery_app, connection, node, queues):
+    for queue in queues:
+        answered_by(node, celery_app.control.add_consumer(
+            queue["name"], exchange=queue.get("exchange"), exchange_type=queue.get("exchange_type") or "direct",
+            routing_key=queue.get("routing_key"), destination=[node], reply=True,
+            timeout=req["live_timeout"], connection=connection), "add_consumer")
+
+
+def said(exc, limit=300):
+    """An exception in one line, for a report."""
+    return "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:limit])
 
 
 def read_effective(settings, wanted_digest):
@@ -418,14 +431,34 @@ def check(out):
 
 def ping(out):
     """Wait until the worker answers a Celery ping, then ask it for its digest. With `wait`, the
-    Celery app is built first, then a line on stdin says whether to ping, and for how long:
-    "go SECONDS" (the module restarts the worker meanwhile)."""
+    Celery app is built first (and, with `drain`, one round of a drain runs: the running worker
+    stops taking tasks and its tasks are waited for up to `drain_wait` seconds); the child then
+    prints what it found as a line of its own and reads one on stdin: "go SECONDS" (the module
+    restarts the worker meanwhile), "resume" (give the drained worker its queues back), or
+    anything else to stop."""
     celery_app = app()[0]
     node = req["node_name"] or "celery@" + out["hostname"]
     out["node_name"] = node
     seconds = req["timeout"]
     if req.get("wait"):
+        found = {}
+        if req.get("drain") is not None:
+            try:
+                with broker(celery_app) as connection:
+                    drain_round(celery_app, connection, node, req["drain"], req["drain_wait"], found)
+            except Exception as exc:
+                found["problem"] = said(exc)
+        sys.stdout.write("\n" + json.dumps({"drain": found}) + "\n")
+        sys.stdout.flush()
         words = sys.stdin.readline().split()
+        if words[:1] == ["resume"]:
+            try:
+                with broker(celery_app) as connection:
+                    resume_queues(celery_app, connection, node, req["drain"])
+                out["resumed"] = True
+            except Exception as exc:
+                out["resume_problem"] = said(exc)
+            return
         if words[:1] != ["go"]:
             return
         seconds = float(words[1])
@@ -437,7 +470,7 @@ def ping(out):
                 # A ping sent before the worker listens is lost; a short wait asks again soon.
                 replies = celery_app.control.ping(destination=[node], timeout=0.5, connection=connection)
         except Exception as exc:
-            out["broker_problem"] = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:200])
+            out["broker_problem"] = said(exc, 200)
             time.sleep(1)
     out["replies"] = plain(replies)
     if replies:
@@ -462,7 +495,7 @@ def main():
         try:
             job(out)
         except Exception as exc:
-            out["problem"] = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:300])
+            out["problem"] = said(exc)
     else:
         job(out)
     # Not a module: stdout is the answer the module reads. (print() would do the same, but

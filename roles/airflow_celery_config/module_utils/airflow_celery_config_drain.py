@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 
 
 # Where the drain module keeps its notes unless told otherwise; the facts module looks there.
@@ -50,6 +51,37 @@ def merged(queues, more):
     return list(queues) + [queue for queue in more if queue["name"] not in names]
 
 
+def begin(path, note, queues):
+    """Start a drain round: (queues, started). The queues are the note's and those of `queues`
+    it lacks; the note is written before any consumer is cancelled, so a run that dies mid-drain
+    leaves them known. The drain's clock runs from the note's start, or from now."""
+    queues = merged(note["queues"] if note else [], queues)
+    started = note["started"] if note else time.time()
+    if note is None or len(queues) > len(note["queues"]):
+        write_note(path, queues, started)
+    return queues, started
+
+
+def round_seconds(round_, timeout, left):
+    """Seconds one round waits at most: `round_`, or a quarter of the drain timeout from 5 to
+    30 s (often enough that the operator sees why the rollout waits, rarely enough to cost
+    little), and never past the drain's end."""
+    return min(round_ or min(30, max(5, timeout // 4)), left)
+
+
+def seconds_left(started, timeout):
+    return max(0, int(started + timeout - time.time()))
+
+
+def outcome(found, started, timeout):
+    """What a round found ({active, reserved, wall, monotonic}, as the worker answered) as the
+    drain reports it: idle, expired, left, and the tasks it waits for."""
+    busy = busy_tasks(found["active"], found["reserved"], found["wall"], found["monotonic"])
+    left = seconds_left(started, timeout)
+    return dict(idle=not busy, expired=left == 0, left=left, busy=busy, busy_summary=busy_summary(busy),
+                busy_text=busy_text(busy))
+
+
 def task_age(time_start, wall_now, monotonic_now):
     """Seconds a task has run. Celery reports its start as wall-clock time on some versions and
     as the worker host's monotonic clock on others; the drain asks from the same host."""
@@ -82,3 +114,60 @@ def busy_text(tasks, limit=5):
                             "reserved, not started" if task["seconds"] is None else "running %d s" % task["seconds"])
              for task in tasks[:limit]]
     return "; ".join(parts) + ("; and %d more" % (len(tasks) - limit) if len(tasks) > limit else "")
+
+
+class DrainThenRestart(object):
+    """One round of a drain before a restart (the ping module's `drain` option, `p`), run by the
+    Python that then pings: the note first, then the child cancels the worker's consumers and
+    waits for its tasks up to `wait` seconds and says what it found; `decide` then restarts the
+    worker (`restart_and_wait`), or has the child give it its queues back, or leaves it drained
+    for another round."""
+
+    def __init__(self, p, unit, restart_and_wait):
+        self.p = p
+        self.restart_and_wait = restart_and_wait
+        self.path = note_path(self.p["note_dir"], unit)
+        self.note = read_note(self.path)
+        self.queues, self.started = begin(self.path, self.note, self.p["queues"])
+        self.wait = round_seconds(self.p["round"], self.p["timeout"], seconds_left(self.started, self.p["timeout"]))
+        self.found = dict(note=self.path, queues=[queue["name"] for queue in self.queues],
+                          changed=self.note is None or len(self.queues) > len(self.note["queues"]))
+
+    def decide(self, halfway):
+        """What the child does next, once `halfway()` gives what its round found: "go ..." (from
+        `restart_and_wait`), "resume" or "stop"."""
+        found = halfway()
+        if found is None:
+            # The child ended before it drained: the module fails with what it printed.
+            return "stop"
+        found = found["drain"]
+        if self.note is None and found.get("cancelled_at"):
+            # The drain timeout counts from when the worker stopped taking tasks, not from the
+            # import of Airflow before that (seconds on a loaded host).
+            self.started = found["cancelled_at"]
+            write_note(self.path, self.queues, self.started)
+        if found.get("problem"):
+            # Restarted as a worker that cannot be drained: the new process consumes every queue.
+            self.found.update(drainable=False, problem=found["problem"])
+            return self.restart_and_wait()
+        self.found.update(drainable=True, **outcome(found, self.started, self.p["timeout"]))
+        if self.found["idle"] or (self.found["expired"] and self.p["busy_worker"] == "restart"):
+            return self.restart_and_wait()
+        if self.found["expired"]:
+            self.found["deferred"] = True
+            return "resume"
+        return "stop"
+
+    def report(self, answer):
+        """The round's report, once the child is done: a deferred worker that took its queues
+        back has no note left."""
+        if self.found.get("deferred"):
+            self.found["gave_back"] = bool(answer.get("resumed"))
+            if self.found["gave_back"]:
+                os.remove(self.path)
+                self.found["changed"] = True
+            else:
+                self.found["problem"] = answer.get("resume_problem", "the worker's Python ended before it resumed")
+        self.found["waiting"] = self.found.get("drainable", False) and not (
+            self.found["idle"] or self.found["expired"])
+        return self.found

@@ -11,6 +11,8 @@ import pwd
 import re
 import shlex
 import subprocess
+import tempfile
+import threading
 import time
 
 # Properties of the unit the role reads; ExecStart and EnvironmentFiles may repeat.
@@ -159,33 +161,42 @@ def run_python(python, source, request, user, env, cwd, timeout, meanwhile=None)
     """Run `source` in `python` as `user`, with `request` as one line of JSON on stdin. Returns
     (answer, problem): the last line it printed, parsed as JSON, or None and what it printed
     instead. With `meanwhile`, a function, the child starts first and `meanwhile` runs while it
-    imports; the child then reads one more line: what `meanwhile` returned."""
+    works; `meanwhile` may call the function it is given, which waits for the child's next line
+    of JSON (None if it ends first). The child then reads one more line: what `meanwhile` returned."""
     def drop_privileges():
         os.setgroups(os.getgrouplist(user.pw_name, user.pw_gid))
         os.setgid(user.pw_gid)
         os.setuid(user.pw_uid)
 
-    try:
-        proc = subprocess.Popen(
-            [python, "-c", source], env=env, cwd=cwd,
-            preexec_fn=drop_privileges if os.getuid() == 0 and user.pw_uid != 0 else None,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    except OSError as exc:
-        return None, "cannot run %s: %s" % (python, exc)
-    line = json.dumps(request) + "\n"
-    try:
-        if meanwhile is not None:
-            try:
-                proc.stdin.write(line)
-                proc.stdin.flush()
-            except OSError:
-                pass  # It exited at once; what it printed says why.
-            line = meanwhile() + "\n"
-        stdout, stderr = proc.communicate(line, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        proc.kill()
-        proc.communicate()
-        return None, "cannot run %s: %s" % (python, exc)
+    # A file, not a pipe: a child that writes much to stderr while the module waits for a line
+    # on its stdout must not block.
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        try:
+            proc = subprocess.Popen(
+                [python, "-c", source], env=env, cwd=cwd,
+                preexec_fn=drop_privileges if os.getuid() == 0 and user.pw_uid != 0 else None,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, universal_newlines=True)
+        except OSError as exc:
+            return None, "cannot run %s: %s" % (python, exc)
+        line = json.dumps(request) + "\n"
+        timed_out = []
+        try:
+            if meanwhile is not None:
+                try:
+                    proc.stdin.write(line)
+                    proc.stdin.flush()
+                except OSError:
+                    pass  # It exited at once; what it printed says why.
+                line = meanwhile(lambda: halfway(proc, timeout, timed_out)) + "\n"
+            stdout = proc.communicate(line, timeout=timeout)[0]
+        except subprocess.TimeoutExpired:
+            timed_out.append(True)
+        if timed_out:
+            proc.kill()
+            proc.communicate()
+            return None, "cannot run %s: it ran longer than %s seconds" % (python, timeout)
+        errors.seek(0)
+        stderr = errors.read()
     lines = stdout.strip().splitlines()
     if proc.returncode == 0 and lines:
         try:
@@ -194,6 +205,29 @@ def run_python(python, source, request, user, env, cwd, timeout, meanwhile=None)
             pass
     printed = "\n".join((stderr.strip() or stdout.strip()).splitlines()[-20:])
     return None, "It exited %s and printed:\n%s" % (proc.returncode, printed)
+
+
+def halfway(proc, timeout, timed_out):
+    """The next line of the child's stdout that holds a JSON object, parsed, or None where the
+    child ends first or has not printed one within `timeout` seconds (it is killed then, and
+    `timed_out` says so). Other lines (what an import prints) are passed over."""
+    def kill():
+        timed_out.append(True)
+        proc.kill()
+
+    killer = threading.Timer(timeout, kill)
+    killer.start()
+    try:
+        for line in iter(proc.stdout.readline, ""):
+            try:
+                found = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(found, dict):
+                return found
+        return None
+    finally:
+        killer.cancel()
 
 
 def start_time(monotonic_usec):

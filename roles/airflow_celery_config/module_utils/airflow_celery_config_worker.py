@@ -115,7 +115,8 @@ class Worker(object):
     def ask(self, job, meanwhile=None, **extra):
         """Run the child for `job` in the worker's interpreter and return its answer; fail the
         module with what the interpreter printed if it gives none. With `meanwhile` (ping only),
-        a function, the child imports Airflow while it runs, then reads the line it returns."""
+        a function, the child imports Airflow while it runs, then reads the line it returns;
+        `meanwhile` gets a function that waits for the child's line halfway (run_python)."""
         p = self.p
         request = dict(mode=job, module_name=p["module_name"], dict_name=p["dict_name"], settings=p["settings"], node_name=p["node_name"],
                        timeout=p["timeout"], extra_setting_names=p["extra_setting_names"],
