@@ -81,11 +81,16 @@ test: setup
 	@$(MAKE) --no-print-directory -j3 test-lane-images test-lane-matrix test-lane-scenarios; rc=$$?; \
 	  scripts/times_table.py $(ACC_TIMES); exit $$rc
 
-# After the images, the collection checks: they need no image, and this lane has the least to do.
+# After the images, the control nodes molecule/native runs the role from (its verify step waits
+# for them, or makes them itself if it gets there first), then the collection checks: they
+# need no image, and this lane has the least to do.
 test-lane-images:
 	@for version in $(AIRFLOW_VERSIONS); do \
 	  ACC_AIRFLOW_VERSIONS=$$version scripts/build-images.sh 2>&1 | sed -u 's/^/[images] /' || exit 1; \
 	done
+	@started=$$(date +%s); scripts/control-nodes.sh prepare $${ACC_CONTROL_NODES:-$$(scripts/control-nodes.sh list)} 2>&1 \
+	  | sed -u 's/^/[control nodes] /' || exit 1; \
+	  printf 'control nodes\tall\t%s\n' $$(( $$(date +%s) - started )) >> $(ACC_TIMES)
 	@started=$$(date +%s); scripts/collection_checks.sh 2>&1 | sed -u 's/^/[collection] /' || exit 1; \
 	  printf 'collection checks\tall\t%s\n' $$(( $$(date +%s) - started )) >> $(ACC_TIMES)
 

@@ -148,6 +148,11 @@ case ${1:-} in
   prepare)
     shift
     [ $# -gt 0 ] || set -- debian12 "${releases[@]}"
+    # make test prepares them in its image lane while molecule/native may ask for them: one at a
+    # time, so the second finds them ready instead of making them again beside the first.
+    mkdir -p "$cache"
+    exec 9>"$cache/.lock"
+    flock 9
     for version in "$@"; do
       if needs_new_python "$version" && [ -z "$(new_python)" ]; then trixie_image_build; break; fi
     done
