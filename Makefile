@@ -72,7 +72,7 @@ collection-checks: venv
 # needs an image still being built waits for it (scripts/build-images.sh holds a lock), so on a
 # fresh machine the builds, which wait on downloads much of the time, overlap the first scenarios.
 SCENARIOS ?= bad_input multi_install fallback postgres native restarts hosts rabbitmq
-LATE_SCENARIOS ?= multi_install postgres hosts fallback rabbitmq
+LATE_SCENARIOS ?= multi_install postgres hosts rabbitmq
 
 test: setup
 	@mkdir -p $(dir $(ACC_TIMES)) && : > $(ACC_TIMES)
