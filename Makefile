@@ -68,11 +68,13 @@ collection-checks: venv
 # the matrix needs, in the matrix's order, one version at a time, then makes the control nodes
 # molecule/native runs the role from and runs the collection checks. `matrix` runs the Airflow
 # matrix. `scenarios` runs the other scenarios. Those scenarios wait in one queue
-# (scripts/scenario_queue.py), longest first: `scenarios` takes from it at once, `images` and
-# `matrix` once their own work is done, so the lanes end close together on a fresh machine and
-# with the images present alike. Each scenario has container names and a network of its own,
-# so the lanes never touch each other's hosts; the matrix's runs share theirs and run in one
-# lane. Each output line starts with its lane's or scenario's name. A lane that needs an image
+# (scripts/scenario_queue.py), longest first: `scenarios` takes from it at once, `matrix` once
+# the matrix is done, so the two end close together on a fresh machine and with the images
+# present alike. Never more than two Molecule runs at once: the suite is bound by CPU, and a
+# third run beside them made no run end sooner, cost more CPU in all, and made workers start
+# slower than the tests wait for (docs/testing.md: Wall times). Each scenario has container
+# names and a network of its own, so the lanes never touch each other's hosts; the matrix's runs
+# share theirs and run in one lane. Each output line starts with its lane's or scenario's name. A lane that needs an image
 # still being built waits for it (scripts/build-images.sh holds a lock), so on a fresh machine
 # the builds, which wait on downloads much of the time, overlap the first scenarios.
 SCENARIOS ?= restarts native bad_input fallback rabbitmq postgres multi_install hosts
@@ -91,7 +93,7 @@ test-lane-lint:
 
 # After the images, the control nodes molecule/native runs the role from (its verify step waits
 # for them, or makes them itself if it gets there first), then the collection checks: they
-# need no image. Then scenarios from the queue.
+# need no image.
 test-lane-images:
 	@for version in $(AIRFLOW_VERSIONS); do \
 	  ACC_AIRFLOW_VERSIONS=$$version scripts/build-images.sh 2>&1 | sed -u 's/^/[images] /' || exit 1; \
@@ -101,7 +103,6 @@ test-lane-images:
 	  printf 'control nodes\tall\t%s\n' $$(( $$(date +%s) - started )) >> $(ACC_TIMES)
 	@started=$$(date +%s); scripts/collection_checks.sh 2>&1 | sed -u 's/^/[collection] /' || exit 1; \
 	  printf 'collection checks\tall\t%s\n' $$(( $$(date +%s) - started )) >> $(ACC_TIMES)
-	@$(MAKE) --no-print-directory test-queue
 
 test-lane-matrix:
 	@$(MAKE) --no-print-directory test-versions || { scripts/scenario_queue.py clear; exit 1; }
