@@ -28,7 +28,7 @@ RESTART_PROOF_VERSIONS ?= 3.3.2 1.10.15
 CONTROL_NODES ?=
 export ACC_CONTROL_NODES := $(CONTROL_NODES)
 
-.PHONY: venv setup images demo demo-destroy lint unit collection-checks test test-lane-lint test-lane-images test-lane-matrix test-lane-scenarios test-versions test-scenarios test-queue
+.PHONY: venv setup images demo demo-destroy lint unit collection-checks test test-lane-images test-lane-matrix test-lane-scenarios test-versions test-scenarios
 
 # The Python tools only: enough for lint and unit, without Docker or root.
 venv:
@@ -64,36 +64,26 @@ unit: venv
 collection-checks: venv
 	scripts/collection_checks.sh
 
-# Four lanes run side by side. `lint` runs lint and the unit tests. `images` builds every image
-# the matrix needs, in the matrix's order, one version at a time, then makes the control nodes
-# molecule/native runs the role from and runs the collection checks. `matrix` runs the Airflow
-# matrix. `scenarios` runs the other scenarios. Those scenarios wait in one queue
-# (scripts/scenario_queue.py), longest first: `scenarios` takes from it at once, `matrix` once
-# the matrix is done, so the two end close together on a fresh machine and with the images
-# present alike. Never more than two Molecule runs at once: the suite is bound by CPU, and a
-# third run beside them made no run end sooner, cost more CPU in all, and made workers start
-# slower than the tests wait for (docs/testing.md: Wall times). Each scenario has container
-# names and a network of its own, so the lanes never touch each other's hosts; the matrix's runs
-# share theirs and run in one lane. Each output line starts with its lane's or scenario's name. A lane that needs an image
-# still being built waits for it (scripts/build-images.sh holds a lock), so on a fresh machine
-# the builds, which wait on downloads much of the time, overlap the first scenarios.
-SCENARIOS ?= restarts native bad_input fallback rabbitmq postgres multi_install hosts
+# Two lanes run side by side: the Airflow matrix, then the scenarios of LATE_SCENARIOS; and
+# every other scenario. The matrix is the shorter part, so the late ones end the lanes together.
+# Each scenario has container names and a network of its own, so the lanes never touch each
+# other's hosts. Each output line starts with its scenario's name. Beside them, a third lane
+# builds every image the matrix needs, in the matrix's order, one version at a time; a lane that
+# needs an image still being built waits for it (scripts/build-images.sh holds a lock), so on a
+# fresh machine the builds, which wait on downloads much of the time, overlap the first scenarios.
+SCENARIOS ?= bad_input multi_install fallback postgres native restarts hosts rabbitmq
+LATE_SCENARIOS ?= multi_install postgres hosts rabbitmq
 
 test: setup
 	@mkdir -p $(dir $(ACC_TIMES)) && : > $(ACC_TIMES)
-	@scripts/scenario_queue.py fill $(SCENARIOS)
-	@$(MAKE) --no-print-directory -j4 test-lane-lint test-lane-images test-lane-matrix test-lane-scenarios; rc=$$?; \
-	  scripts/times_table.py $(ACC_TIMES); exit $$rc
-
-# A failure here stops the lanes after the scenario each one runs (the queue is emptied).
-test-lane-lint:
-	@started=$$(date +%s); $(MAKE) --no-print-directory lint unit 2>&1 | sed -u 's/^/[lint] /' \
-	  || { scripts/scenario_queue.py clear; exit 1; }; \
+	@started=$$(date +%s); $(MAKE) --no-print-directory lint unit || exit 1; \
 	  printf 'lint, unit\tall\t%s\n' $$(( $$(date +%s) - started )) >> $(ACC_TIMES)
+	@$(MAKE) --no-print-directory -j3 test-lane-images test-lane-matrix test-lane-scenarios; rc=$$?; \
+	  scripts/times_table.py $(ACC_TIMES); exit $$rc
 
 # After the images, the control nodes molecule/native runs the role from (its verify step waits
 # for them, or makes them itself if it gets there first), then the collection checks: they
-# need no image.
+# need no image, and this lane has the least to do.
 test-lane-images:
 	@for version in $(AIRFLOW_VERSIONS); do \
 	  ACC_AIRFLOW_VERSIONS=$$version scripts/build-images.sh 2>&1 | sed -u 's/^/[images] /' || exit 1; \
@@ -105,10 +95,11 @@ test-lane-images:
 	  printf 'collection checks\tall\t%s\n' $$(( $$(date +%s) - started )) >> $(ACC_TIMES)
 
 test-lane-matrix:
-	@$(MAKE) --no-print-directory test-versions || { scripts/scenario_queue.py clear; exit 1; }
-	@$(MAKE) --no-print-directory test-queue
+	@$(MAKE) --no-print-directory test-versions
+	@$(MAKE) --no-print-directory test-scenarios SCENARIOS="$(filter $(LATE_SCENARIOS),$(SCENARIOS))"
 
-test-lane-scenarios: test-queue
+test-lane-scenarios:
+	@$(MAKE) --no-print-directory test-scenarios SCENARIOS="$(filter-out $(LATE_SCENARIOS),$(SCENARIOS))"
 
 test-versions:
 	@set -- $(AIRFLOW_VERSIONS); \
@@ -123,17 +114,11 @@ test-versions:
 	done; \
 	echo "== $$(date +%T) the Airflow matrix passed"
 
-# Every scenario but default runs on Airflow 3.3.2 (rabbitmq also on 1.10.15): the images of
-# each are built, or waited for, before it runs.
+# Every scenario but default runs on Airflow 3.3.2.
 test-scenarios:
-	@scripts/scenario_queue.py fill $(SCENARIOS)
-	@$(MAKE) --no-print-directory test-queue
-
-test-queue:
-	@while scenario=$$(scripts/scenario_queue.py take); do \
-	  ACC_AIRFLOW_VERSIONS="$$(scripts/check_images.py --versions molecule/$$scenario)" scripts/build-images.sh \
-	    || { scripts/scenario_queue.py clear; exit 1; }; \
+	@ACC_AIRFLOW_VERSIONS=3.3.2 scripts/build-images.sh
+	@for scenario in $(SCENARIOS); do \
 	  echo "== $$(date +%T) molecule $$scenario scenario"; \
-	  molecule test -s $$scenario 2>&1 | scripts/timelog.py $$scenario || { scripts/scenario_queue.py clear; exit 1; }; \
-	  echo "== $$(date +%T) scenario $$scenario passed"; \
-	done
+	  molecule test -s $$scenario 2>&1 | scripts/timelog.py $$scenario || exit 1; \
+	done; \
+	echo "== $$(date +%T) scenarios passed: $(SCENARIOS)"

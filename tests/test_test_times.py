@@ -1,5 +1,4 @@
-"""The tools `make test` times itself with, the image check of Molecule's dependency step, and
-the queue its lanes take scenarios from."""
+"""The tools `make test` times itself with, and the image check of Molecule's dependency step."""
 import os
 import subprocess
 import sys
@@ -10,7 +9,6 @@ SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "scripts")
 sys.path.insert(0, SCRIPTS)
 
 import check_images  # noqa: E402
-import scenario_queue  # noqa: E402
 import times_table  # noqa: E402
 
 MOLECULE_OUTPUT = """\
@@ -81,39 +79,3 @@ def test_present_images_pass(tmp_path, monkeypatch):
     (tmp_path / "molecule.yml").write_text("platforms:\n  - {name: a, image: acc-services:bookworm}\n")
     monkeypatch.setattr(check_images, "missing_images", lambda images: [])
     assert check_images.main(str(tmp_path), {}) == 0
-
-
-def test_a_lane_builds_the_airflow_versions_of_its_scenario_s_workers(tmp_path):
-    (tmp_path / "molecule.yml").write_text(
-        "platforms:\n"
-        "  - {name: a, image: acc-services:bookworm}\n"
-        "  - {name: b, image: 'acc-worker:airflow-${ACC_AIRFLOW_VERSION:-3.3.2}'}\n"
-        "  - {name: c, image: acc-worker:airflow-1.10.15}\n")
-    images = check_images.scenario_images(str(tmp_path), {"ACC_AIRFLOW_VERSION": "2.6.3"})
-    assert check_images.airflow_versions(images) == ["1.10.15", "2.6.3"]
-
-
-def test_lanes_take_each_scenario_once_in_order_until_the_queue_is_empty_or_cleared(tmp_path, capsys):
-    queue = str(tmp_path / "queue")
-    assert scenario_queue.main(["take"], queue) == 1
-    assert scenario_queue.main(["fill", "restarts", "native", "hosts"], queue) == 0
-    taken = []
-    for _ in range(2):
-        assert scenario_queue.main(["take"], queue) == 0
-        taken.append(capsys.readouterr().out.strip())
-    assert taken == ["restarts", "native"]
-    assert scenario_queue.main(["clear"], queue) == 0
-    assert scenario_queue.main(["take"], queue) == 1
-    assert capsys.readouterr().out == ""
-
-
-def test_two_lanes_never_take_the_same_scenario(tmp_path):
-    queue = str(tmp_path / "queue")
-    names = ["s%d" % number for number in range(150)]
-    scenario_queue.main(["fill"] + names, queue)
-    take = [sys.executable, os.path.join(SCRIPTS, "scenario_queue.py"), "take"]
-    env = dict(os.environ, ACC_SCENARIO_QUEUE=queue)
-    lanes = [subprocess.Popen(["sh", "-c", 'while "$@"; do :; done', "sh"] + take, stdout=subprocess.PIPE, text=True, env=env)
-             for _ in range(3)]
-    taken = [line for lane in lanes for line in lane.communicate()[0].split()]
-    assert sorted(taken) == sorted(names)
