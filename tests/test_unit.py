@@ -11,7 +11,8 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
 
 from airflow_celery_config_unit import (  # noqa: E402
-    UnitError, env_file_entry, exec_argv, parse_env_file, parse_show, run_python, unit_environment, worker_team)
+    UnitError, env_file_entry, exec_argv, parse_env_file, parse_show, run_python, started_after_change, unit_environment,
+    worker_team)
 
 EXEC = ("{ path=/opt/airflow/venv/bin/airflow ; argv[]=/opt/airflow/venv/bin/airflow celery worker %s ; "
         "ignore_errors=no ; start_time=[Thu 2026-11-26 16:38:20 UTC] ; stop_time=[n/a] ; pid=604 ; code=(null) ; status=0/0 }")
@@ -135,3 +136,36 @@ def test_a_child_that_prints_no_answer_is_a_problem(tmp_path):
                                  str(tmp_path), 30, lambda _halfway: "go 1")
     assert answer is None
     assert problem == "It exited 1 and printed:\nbroken"
+
+
+def config_files(tmp_path, mtime):
+    """A module in its folder and an airflow.cfg, all last changed at `mtime`."""
+    folder = tmp_path / "config"
+    folder.mkdir()
+    files = [folder / "my_celery_config.py", tmp_path / "airflow.cfg"]
+    for path in files:
+        path.write_text("x")
+    for path in files + [folder, tmp_path]:
+        os.utime(path, (mtime, mtime))
+    return [str(path) for path in files] + [None]
+
+
+def test_a_worker_started_after_its_files_changed_runs_them(tmp_path):
+    paths = config_files(tmp_path, 1000)
+    assert started_after_change(1001, paths)
+    assert not started_after_change(999, paths)
+    assert not started_after_change(None, paths)
+
+
+def test_a_file_changed_since_the_start_makes_the_worker_stale(tmp_path):
+    paths = config_files(tmp_path, 1000)
+    os.utime(paths[1], (1002, 1002))
+    assert not started_after_change(1001, paths)
+
+
+def test_a_file_removed_since_the_start_makes_the_worker_stale(tmp_path):
+    # The rollback removes a module this run created: only its folder shows when.
+    paths = config_files(tmp_path, 1000)
+    os.remove(paths[0])
+    os.utime(os.path.dirname(paths[0]), (1002, 1002))
+    assert not started_after_change(1001, paths)

@@ -229,11 +229,9 @@ def main():
         os.path.realpath(module_file), module.params["restart"])
     result.update(read if read is not None else worker.ask("check"))
     result["applied_via"] = applied_via(result["fallbacks"])
-    watched = [module_file, p["cfg_path"], p["dropin_path"],
-               worker.env_files.get(SHADOW_VARIABLE)]
     result["worker"] = dict(active=worker.active,
                             started_at=start_time(worker.props.get("ExecMainStartTimestampMonotonic")),
-                            config_changed_at=newest_mtime(watched))
+                            config_changed_at=newest_mtime(worker.config_files()))
     result["restart_reason"] = restart_reason(
         result["worker"]["active"], result.get("live") or {}, p["digest"] if result["applied_via"] in DIGEST_CARRIERS else None,
         result["worker"]["started_at"], result["worker"]["config_changed_at"])

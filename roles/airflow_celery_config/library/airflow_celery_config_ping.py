@@ -104,6 +104,17 @@ options:
     type: bool
     default: false
     description: Restart the worker unit first.
+  take_fresh:
+    type: bool
+    default: false
+    description:
+      - With C(restart), and not with C(drain), a worker whose process started after the last change to its config
+        files (the Celery config module, airflow.cfg, the role's drop-in, an EnvironmentFile that sets
+        C(celery_config_options), and their folders) already runs them; it is not restarted, only waited for
+        (return value C(took_fresh)).
+      - The role's rollback uses it. Once the files are back, systemd may already have started the worker again
+        (C(Restart=)). Stopping a worker that is still starting can take the whole stop timeout, as Celery 4.4.7
+        (Airflow 1.10.15) may miss the SIGTERM then.
   drain:
     type: dict
     description:
@@ -168,6 +179,10 @@ restarted:
   description: The module restarted the unit (C(restart), not in check mode).
   returned: always
   type: bool
+took_fresh:
+  description: With C(take_fresh), the worker had started since its config files changed, so it was not restarted.
+  returned: always
+  type: bool
 problem:
   description: Why it did not.
   returned: when answered is false
@@ -203,14 +218,18 @@ from ansible.module_utils.basic import AnsibleModule
 # The role's own module_utils; as the collection airflow_fleet.celery_config, its plugins/module_utils.
 try:
     from ansible.module_utils.airflow_celery_config_drain import NOTE_DIR, DrainThenRestart
+    from ansible.module_utils.airflow_celery_config_unit import parse_show, start_time, started_after_change
     from ansible.module_utils.airflow_celery_config_worker import INSTALL_SPEC, Worker
 except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_drain import (
         NOTE_DIR, DrainThenRestart)
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import (
+        parse_show, start_time, started_after_change)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_worker import INSTALL_SPEC, Worker
 
 ARGUMENT_SPEC = dict(
     install=INSTALL_SPEC, remote_control=dict(type="bool", default=True), restart=dict(type="bool", default=False),
+    take_fresh=dict(type="bool", default=False),
     drain=dict(type="dict", default=None, options=dict(
         queues=dict(type="list", elements="dict", required=True),
         timeout=dict(type="int", default=600),
@@ -242,6 +261,14 @@ def unit_state(module, unit):
     return module.run_command(["systemctl", "is-active", unit])[1].strip()
 
 
+def runs_its_files(module, unit, worker):
+    """Whether the unit's worker is active and started after its config files last changed."""
+    props = parse_show(module.run_command(
+        ["systemctl", "show", unit, "--property=ActiveState,ExecMainStartTimestampMonotonic"])[1])
+    return props.get("ActiveState") == "active" and started_after_change(
+        start_time(props.get("ExecMainStartTimestampMonotonic")), worker.config_files())
+
+
 def wait_started(module, unit, deadline):
     """The unit's state once it is active, or has failed or stopped, or at the deadline: after
     `restart` has returned, "inactive" or "failed" means the new process exited (Airflow 2
@@ -259,16 +286,20 @@ def main():
     restart, drain, remote_control = module.params["restart"], module.params["drain"], module.params["remote_control"]
     if drain and not restart:
         module.fail_json(msg="drain needs restart: it drains the worker before restarting it")
+    if module.params["take_fresh"] and (drain or not restart):
+        module.fail_json(msg="take_fresh goes with restart and without drain")
     if restart and module.check_mode:
-        module.exit_json(changed=True, restarted=False, answered=False, check_mode=True, imports=0)
+        module.exit_json(changed=True, restarted=False, took_fresh=False, answered=False, check_mode=True, imports=0)
     unit = p["service"]
     worker = Worker(module, p)
     started = time.time()
-    run = {"state": "", "restart_error": "", "restarted": False}
+    run = {"state": "", "restart_error": "", "restarted": False, "took_fresh": False}
 
     def restart_and_wait():
         """Restart the unit, wait for it to start, and say whether and how long to ping."""
-        if restart:
+        if restart and module.params["take_fresh"] and runs_its_files(module, unit, worker):
+            run["took_fresh"] = True
+        elif restart:
             run["restarted"] = True
             rc, out, err = module.run_command(["systemctl", "restart", unit])
             if rc != 0:
@@ -289,9 +320,9 @@ def main():
         answer = worker.ask("ping", meanwhile=lambda _halfway: restart_and_wait())
     else:
         restart_and_wait()
-    result.update(restarted=run["restarted"], imports=1 if drain or remote_control else 0,
+    result.update(restarted=run["restarted"], took_fresh=run["took_fresh"], imports=1 if drain or remote_control else 0,
                   changed=run["restarted"] or bool(drain and result["drain"]["changed"]))
-    if not run["restarted"] and restart:
+    if restart and not (run["restarted"] or run["took_fresh"]):
         # Drained for another round, or given its queues back: the worker runs on as it was.
         module.exit_json(answered=False, **result)
     if not remote_control:

@@ -241,3 +241,13 @@ def newest_mtime(paths):
     """The latest modification time among the files that exist (links followed), or None."""
     times = [os.stat(path).st_mtime for path in paths if path and os.path.exists(path)]
     return max(times) if times else None
+
+
+def started_after_change(started_at, paths):
+    """Whether a process started at `started_at` (epoch seconds; None: not running) began after
+    the last change to `paths` and their folders: it has read them as they are. A folder
+    counts because removing a file changes only its folder."""
+    if started_at is None:
+        return False
+    changed_at = newest_mtime([path for path in paths if path] + [os.path.dirname(path) for path in paths if path])
+    return changed_at is not None and started_at > changed_at

@@ -112,6 +112,14 @@ class Worker(object):
             config_options_from_env={"value": shadow, "origin": self.origin.get(SHADOW_VARIABLE),
                                      "file": self.env_files.get(SHADOW_VARIABLE)} if shadow else None)
 
+    def config_files(self):
+        """The files whose change a running worker does not see until it restarts: the Celery
+        config module, airflow.cfg, the role's drop-in and a unit EnvironmentFile that sets
+        celery_config_options (None where there is none)."""
+        p = self.p
+        return [os.path.join(p["module_dir"], p["module_name"] + ".py"), p["cfg_path"], p["dropin_path"],
+                self.env_files.get(SHADOW_VARIABLE)]
+
     def ask(self, job, meanwhile=None, **extra):
         """Run the child for `job` in the worker's interpreter and return its answer; fail the
         module with what the interpreter printed if it gives none. With `meanwhile` (ping only),
