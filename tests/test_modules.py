@@ -311,15 +311,3 @@ def test_a_drain_that_fails_is_said_halfway_not_raised(monkeypatch):
     out, pinged, done, halfway = draining(monkeypatch, "go 30\n", fail="no answer")
     assert __import__("json").loads(halfway[0]) == {"drain": {"problem": "RuntimeError: no answer"}}
     assert pinged == [(["celery@acc-worker-1"], "")]
-
-
-def test_the_paths_module_gives_what_a_write_compares(tmp_path):
-    paths = load(ROLE / "library/airflow_celery_config_paths.py")
-    written = tmp_path / "dropin.conf"
-    written.write_bytes(b"[Service]\nTimeoutStopSec=600\n")
-    written.chmod(0o644)
-    found = paths.file_facts(str(written))
-    assert found["sha1"] == __import__("hashlib").sha1(b"[Service]\nTimeoutStopSec=600\n").hexdigest()
-    assert found["stat"].endswith(" 0644")
-    assert paths.file_facts(str(tmp_path / "missing.conf")) is None
-    assert paths.file_facts(str(tmp_path)) is None

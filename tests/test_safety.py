@@ -1,13 +1,22 @@
-"""Credentials are found by name, and the folders on the way to a path are those the kernel walks."""
+"""Credentials are found by name, the folders on the way to a path are those the kernel walks,
+and the files the role edits are found behind their links, in folders no one else can write."""
+import grp
+import hashlib
 import os
 import pathlib
+import pwd
+import shutil
 import stat
 import sys
+import tempfile
 from types import SimpleNamespace
+
+import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
 
-from airflow_celery_config_safety import secret_names, secret_values, unsafe_writers, walk_path  # noqa: E402
+from airflow_celery_config_safety import (  # noqa: E402
+    UnsafePath, file_facts, path_facts, secret_names, secret_values, unsafe_writers, walk_path)
 
 
 SETTINGS = {
@@ -68,3 +77,60 @@ def test_the_walk_stops_at_what_does_not_exist_yet(tmp_path):
     looked_in, resolved = walk_path(str(tmp_path / "dangling" / "config" / "m.py"))
     assert resolved == str(tmp_path / "missing" / "config" / "m.py")
     assert looked_in[-1] == str(tmp_path)
+
+
+def test_a_write_compares_content_owner_group_and_mode(tmp_path):
+    written = tmp_path / "dropin.conf"
+    written.write_bytes(b"[Service]\nTimeoutStopSec=600\n")
+    written.chmod(0o644)
+    found = file_facts(str(written))
+    assert found["sha1"] == hashlib.sha1(b"[Service]\nTimeoutStopSec=600\n").hexdigest()
+    assert found["stat"].endswith(" 0644")
+    assert file_facts(str(tmp_path / "missing.conf")) is None
+    assert file_facts(str(tmp_path)) is None
+
+
+@pytest.fixture
+def install():
+    """An AIRFLOW_HOME with a link to airflow.cfg, in folders only the test's user can write
+    (pytest's tmp_path lies under /tmp, which every user can write)."""
+    root = pathlib.Path(tempfile.mkdtemp(dir=pathlib.Path(__file__).resolve().parent.parent / ".cache"))
+    root.chmod(0o755)
+    (root / "etc").mkdir(mode=0o755)
+    (root / "etc" / "airflow.cfg").write_text("[core]\n")
+    home = root / "home"
+    (home / "config").mkdir(mode=0o755, parents=True)
+    os.symlink("../etc/airflow/../airflow.cfg", home / "airflow.cfg")
+    (root / "etc" / "airflow").mkdir(mode=0o755)
+    (root / "systemd").mkdir(mode=0o755)
+    yield root, home, pwd.getpwuid(os.getuid()), grp.getgrgid(os.getgid())
+    shutil.rmtree(root)
+
+
+def test_the_files_are_found_behind_their_links(install):
+    root, home, user, group = install
+    found = path_facts(user, group, str(home / "airflow.cfg"), str(home / "config"), "my_celery_config",
+                       str(root / "systemd" / "zz.conf"))
+    assert found["real"]["cfg_path"] == str(root / "etc" / "airflow.cfg")
+    assert found["links"] == ["%s -> %s" % (home / "airflow.cfg", root / "etc" / "airflow.cfg")]
+    assert found["exists"] == {"cfg_path": True, "module_dir": True, "module": False, "dropin": False,
+                               "dropin_dir": True, "env_file": False}
+    assert found["files"] == {"module": None, "dropin": None}
+
+
+def test_a_module_folder_others_can_write_is_refused_naming_it(install):
+    root, home, user, group = install
+    (home / "config").chmod(0o777)
+    with pytest.raises(UnsafePath, match="%s [(][^)]* 0777[)] can be written by every user" % (home / "config")):
+        path_facts(user, group, str(home / "airflow.cfg"), str(home / "config"), "my_celery_config",
+                   str(root / "systemd" / "zz.conf"))
+
+
+def test_a_drop_in_folder_is_for_root_alone(install):
+    root, home, user, group = install
+    (root / "systemd").chmod(0o775)
+    if os.getuid() == 0:
+        os.chown(root / "systemd", 0, 4242)
+    with pytest.raises(UnsafePath, match="the unit's drop-in .* can be written by its (group|owner)"):
+        path_facts(user, group, str(home / "airflow.cfg"), str(home / "config"), "my_celery_config",
+                   str(root / "systemd" / "zz.conf"))

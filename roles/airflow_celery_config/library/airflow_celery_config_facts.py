@@ -12,6 +12,13 @@ description:
     Airflow there and reports versions, the module holding C(DEFAULT_CELERY_CONFIG), the unit's
     environment and airflow.cfg facts.
   - Fails, before the role writes anything, on input that cannot work on this host, naming the input.
+  - Resolves the links on the way to airflow.cfg, the module, the unit's drop-in and an EnvironmentFile that sets
+    C(celery_config_options) (with C(install.manage_env)), so the role edits, backs up and restores the files they
+    point to and keeps the links (return value C(paths)). Before it imports anything, fails, naming the folder, its
+    owner and its mode, when a folder the worker's import of the module goes through (every one from C(/) to the
+    module, the links' folders included), or the module itself, can be written by anyone but root and the worker's
+    user and group; or when the drop-in's folders can be written by anyone but root (a drop-in runs commands as
+    root).
   - Fits C(database_engine_options.pool_recycle) below the result-backend database's idle timeout
     (C(install.read_idle_timeout)) and names the settings (return value C(digest)).
   - In the same import, reads the worker's Celery app and the running worker the way
@@ -153,6 +160,16 @@ module_dir_exists:
   description: Whether the module's folder exists.
   returned: always
   type: bool
+paths:
+  description:
+    - The files the role edits. C(real) maps each of C(cfg_path), C(module_dir), C(module) (the module file),
+      C(dropin), C(dropin_dir) and C(env_file) to its real path; C(links) lists the inputs that lead through a
+      link, as C(input -> real path) lines; C(exists) says for each key of C(real) whether that path exists.
+    - C(files), for C(module) and C(dropin), is what a write would compare, so the role skips one that has nothing
+      to do, or null where no such regular file exists; C(sha1) of its content, and C(stat), its owner, group and
+      mode as in C(root:airflow 0640).
+  returned: always
+  type: dict
 default_config_module:
   description: The module holding C(DEFAULT_CELERY_CONFIG).
   returned: always
@@ -198,6 +215,7 @@ now:
   type: dict
 """
 
+import grp
 import inspect
 import os
 import time
@@ -208,6 +226,7 @@ try:
     from ansible.module_utils import airflow_celery_config_settings as shared_settings
     from ansible.module_utils.airflow_celery_config_drain import NOTE_DIR, note_path
     from ansible.module_utils.airflow_celery_config_ini import IniError, read_options, set_option
+    from ansible.module_utils.airflow_celery_config_safety import UnsafePath, path_facts
     from ansible.module_utils.airflow_celery_config_settings import DIGEST_KEY, digest, fit_pool_recycle
     from ansible.module_utils.airflow_celery_config_unit import start_time
     from ansible.module_utils.airflow_celery_config_worker import DEFAULT_CONFIG_MODULES, INSTALL_SPEC, SHADOW_VARIABLE, Worker
@@ -215,6 +234,7 @@ except ImportError:
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils import airflow_celery_config_settings as shared_settings
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_drain import NOTE_DIR, note_path
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_ini import IniError, read_options, set_option
+    from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_safety import UnsafePath, path_facts
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_settings import (
         DIGEST_KEY, digest, fit_pool_recycle)
     from ansible_collections.airflow_fleet.celery_config.plugins.module_utils.airflow_celery_config_unit import start_time
@@ -284,6 +304,15 @@ def main():
                              % (p["cfg_path"], "; ".join(cfg["duplicates"])))
     result["cfg"] = cfg
     result["module_dir_exists"] = os.path.isdir(p["module_dir"])
+    # Before the worker's Python imports anything from those folders.
+    env_source = result["config_options_from_env"] or {}
+    try:
+        result["paths"] = path_facts(user, grp.getgrnam(result["service_group"]), p["cfg_path"], p["module_dir"],
+                                     p["module_name"], p["dropin_path"], env_source.get("file") if p["manage_env"] else None)
+    except KeyError as exc:
+        module.fail_json(msg="the worker unit's group does not exist: %s" % exc)
+    except UnsafePath as exc:
+        module.fail_json(msg=str(exc))
     result["drain_note"] = os.path.exists(note_path(NOTE_DIR, p["service"]))
     # The child fits and names the settings with the same code as this module, to read
     # ahead what the check would (RV(now)).

@@ -1,13 +1,17 @@
 # -*- coding: utf-8 -*-
 """What the role must never print, and which folders may hold code the worker imports.
 
-Shared by the role's modules; pure functions, tested without a host.
+Shared by the role's modules; functions of their arguments and the files they name, tested
+without a host.
 """
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import json
 import os
+import pwd
 import re
 import stat
 
@@ -120,3 +124,77 @@ def unsafe_writers(st, uids, gids):
     if st.st_mode & stat.S_IWOTH:
         found.append("every user")
     return ", ".join(found) or None
+
+
+class UnsafePath(Exception):
+    """A path the role must not write, or have the worker import from; the message says why."""
+
+
+def describe(path):
+    """The stat of `path` and its owner, group and mode as in `root:airflow 0640`."""
+    st = os.stat(path)
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return st, "%s:%s %04o" % (owner, group, st.st_mode & 0o7777)
+
+
+def file_facts(path):
+    """What a write of `path` compares: its content's sha1 and its owner, group and mode."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, "rb") as handle:
+        return {"sha1": hashlib.sha1(handle.read()).hexdigest(), "stat": describe(path)[1]}
+
+
+def path_facts(user, group, cfg_path, module_dir, module_name, dropin, env_file=None):
+    """The files the role edits, behind any links, for the worker unit's `user` and `group`
+    (pwd and grp entries): `real` (each input's real path), `links` (inputs that go through a
+    link), `exists`, and `files` (file_facts of the module and the drop-in). Raises UnsafePath
+    where a folder the worker's import of the module goes through (the links' folders
+    included), or the module, can be written by anyone but root and the worker's user and
+    group, or the drop-in's folders by anyone but root: a drop-in runs commands as root."""
+    worker = ({0, user.pw_uid}, {0, group.gr_gid})
+    inputs = {"cfg_path": cfg_path, "module_dir": module_dir, "module": os.path.join(module_dir, module_name + ".py"),
+              "dropin": dropin, "dropin_dir": dropin and os.path.dirname(dropin), "env_file": env_file}
+    real, links, looked_in = {}, [], {}
+    for name, path in inputs.items():
+        if path is None:
+            real[name] = None
+            continue
+        try:
+            looked_in[name], real[name] = walk_path(path)
+        except OSError as exc:
+            raise UnsafePath("%s: %s" % (path, exc))
+        if real[name] != os.path.abspath(path):
+            links.append("%s -> %s" % (path, real[name]))
+
+    # (what, folders, who may write them, what to do): code the worker imports, then the drop-in,
+    # which systemd runs as root.
+    who_worker = "root, user %s and group %s" % (user.pw_name, group.gr_name)
+    checks = [
+        ("airflow_celery_config_module_dir: the worker imports %s" % inputs["module"],
+         looked_in["module"] + [real["module_dir"], real["module"]], worker, who_worker),
+    ] + ([("the unit's drop-in %s" % dropin, looked_in["dropin"] + [real["dropin"]], ({0}, {0}), "root")] if dropin else [])
+    for what, paths, (uids, gids), who in checks:
+        for path in paths:
+            if not os.path.exists(path):
+                continue
+            st, shown = describe(path)
+            writers = unsafe_writers(st, uids, gids)
+            if writers:
+                fixes = (["chown root %s" % path] if st.st_uid not in uids else []) + \
+                        (["chmod g-w %s" % path] if "its group" in writers else []) + \
+                        (["chmod o-w %s" % path] if "every user" in writers else [])
+                raise UnsafePath(
+                    "%s, but %s (%s) can be written by %s, not only by %s: any of them could replace "
+                    "what runs there. Nothing was written. Make it writable by %s only (`%s`), or choose "
+                    "another path, then run again" % (what, path, shown, writers, who, who, "; ".join(fixes)))
+    return dict(real=real, links=links,
+                exists={name: path is not None and os.path.exists(path) for name, path in real.items()},
+                files={name: real[name] and file_facts(real[name]) for name in ("module", "dropin")})
