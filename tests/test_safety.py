@@ -100,8 +100,7 @@ def install():
     (root / "etc" / "airflow.cfg").write_text("[core]\n")
     home = root / "home"
     (home / "config").mkdir(mode=0o755, parents=True)
-    os.symlink("../etc/airflow/../airflow.cfg", home / "airflow.cfg")
-    (root / "etc" / "airflow").mkdir(mode=0o755)
+    os.symlink("../etc/airflow.cfg", home / "airflow.cfg")
     (root / "systemd").mkdir(mode=0o755)
     yield root, home, pwd.getpwuid(os.getuid()), grp.getgrgid(os.getgid())
     shutil.rmtree(root)
