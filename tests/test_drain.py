@@ -1,4 +1,6 @@
-"""The drain's note and the report of the tasks it waits for."""
+"""The drain's note, the report of the tasks it waits for, and the module that gives back the
+queues an interrupted drain left cancelled."""
+import json
 import pathlib
 import sys
 import time
@@ -6,6 +8,7 @@ import time
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from airflow_celery_config_drain import (  # noqa: E402
     DrainThenRestart, busy_summary, busy_tasks, busy_text, merged, note_path, read_note, write_note)
@@ -112,3 +115,56 @@ def test_a_child_that_ended_before_it_drained_is_not_restarted(tmp_path):
     told, restarts, report = drain_then_restart(tmp_path, None)
     assert (told, restarts) == ("stop", [])
     assert not report["waiting"]
+
+
+def give_back(monkeypatch, tmp_path, capsys, note=None, active=True, answer=None):
+    """The drain module's main() on a fake worker: its result, what the worker was asked, and
+    whether the note is still there."""
+    from ansible.module_utils.testing import patch_module_args
+    from test_modules import ROLE, load
+    module = load(ROLE / "library/airflow_celery_config_drain.py")
+    asked = []
+
+    class Worker(object):
+        def __init__(self, ansible_module, install):
+            self.active = active
+
+        def ask(self, mode, **extra):
+            asked.append((mode, extra))
+            return answer or {}
+
+    monkeypatch.setattr(module, "Worker", Worker)
+    path = note_path(str(tmp_path), "airflow-worker")
+    if note is not None:
+        write_note(path, note, 1700000000.0)
+    install = {"python": "/venv/bin/python", "airflow_home": "/srv/airflow", "cfg_path": "/srv/airflow/airflow.cfg",
+               "service": "airflow-worker", "module_dir": "/srv/airflow/config", "module_name": "my_celery_config",
+               "dict_name": "CELERY_CONFIG"}
+    with patch_module_args({"install": install, "note_dir": str(tmp_path)}), pytest.raises(SystemExit):
+        module.main()
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    return result, asked, read_note(path) is not None
+
+
+def test_the_drain_module_gives_back_the_queues_its_note_names_and_removes_the_note(monkeypatch, tmp_path, capsys):
+    result, asked, note_left = give_back(monkeypatch, tmp_path, capsys, note=[QUEUE])
+    assert asked == [("resume", {"queues": [QUEUE]})] and not note_left
+    assert (result["answered"], result["changed"], result["queues"], result["imports"]) == (True, True, ["default"], 1)
+
+
+def test_the_drain_module_does_nothing_without_a_note(monkeypatch, tmp_path, capsys):
+    result, asked, note_left = give_back(monkeypatch, tmp_path, capsys)
+    assert asked == [] and not note_left
+    assert (result["answered"], result["changed"], result["queues"], result["imports"]) == (True, False, [], 0)
+
+
+def test_a_worker_that_does_not_take_its_queues_back_keeps_the_note_for_the_next_run(monkeypatch, tmp_path, capsys):
+    result, asked, note_left = give_back(monkeypatch, tmp_path, capsys, note=[QUEUE], answer={"problem": "RuntimeError: no answer"})
+    assert note_left and not result["changed"]
+    assert (result["answered"], result["problem"]) == (False, "RuntimeError: no answer")
+
+
+def test_a_stopped_worker_loses_its_note_as_it_starts_with_all_its_queues(monkeypatch, tmp_path, capsys):
+    result, asked, note_left = give_back(monkeypatch, tmp_path, capsys, note=[QUEUE], active=False)
+    assert asked == [] and not note_left
+    assert (result["answered"], result["changed"], result["queues"]) == (False, True, [])

@@ -118,9 +118,14 @@ options:
   drain:
     type: dict
     description:
-      - Drain the running worker before the restart (needs C(restart)), in the same Python that then pings it, as
-        one round of M(airflow_fleet.celery_config.airflow_celery_config_drain) with C(state=drained) does it
-        (the same note, in C(note_dir)). Then, with the return value C(drain), restarts the worker where it is
+      - Drain the running worker before the restart (needs C(restart)), in the same Python that then pings it. The
+        first round writes a note naming the queues (in C(note_dir)), so that a run that dies mid-drain leaves them
+        known to M(airflow_fleet.celery_config.airflow_celery_config_drain), which gives them back; the note also
+        holds when the drain began, the moment the first round cancelled the consumers, from which C(timeout)
+        counts. Each round cancels the worker's consumer of each queue (Celery's C(cancel_consumer)), so that the
+        other workers take the queue's new tasks, then waits up to C(round) seconds until the worker has no active
+        and no reserved task (C(inspect active), C(inspect reserved)).
+      - Then, with the return value C(drain), restarts the worker where it is
         idle, or where the drain has expired and C(busy_worker) is C(restart); gives it its queues back where the
         drain has expired and C(busy_worker) is C(defer) (C(deferred)); and otherwise leaves it drained and
         restarts nothing (C(waiting)); call it again for the next round.
@@ -201,9 +206,12 @@ imports:
   type: int
 drain:
   description:
-    - The drain's round, as M(airflow_fleet.celery_config.airflow_celery_config_drain) reports one with
-      C(state=drained) (C(drainable), C(problem), C(queues), C(note), C(idle), C(expired), C(left), C(busy),
-      C(busy_summary), C(busy_text)), and what followed it. C(waiting) is true where the worker is left drained
+    - The drain's round, and what followed it. C(drainable) says whether the worker answered the drain's
+      remote-control commands (if not, C(problem) says why); C(queues) names the queues cancelled and C(note) the
+      note's path; C(idle) means no active and no reserved task, C(expired) that the drain has waited C(timeout)
+      seconds, C(left) the seconds of it left; C(busy) lists the tasks it waits for, the longest running first, each
+      with C(name), C(id) and C(seconds) (null for a reserved task), C(busy_summary) says how many and the longest
+      one's age in one phrase, and C(busy_text) names them for the log. C(waiting) is true where the worker is left drained
       for another round; C(deferred) where it was busy past the drain and given its queues back, on its old
       config, C(gave_back) saying whether it took them (if not, C(problem) says why and the note stays).
   returned: with the drain option, not in check mode

@@ -267,16 +267,6 @@ def answered_by(node, replies, command):
                            % (node, command, req["live_timeout"]))
 
 
-def drain(out):
-    """One round of a drain: cancel the worker's consumer of each queue in the request, then
-    wait up to `wait` seconds until it has no active and no reserved task. Cancelling again in
-    a later round changes nothing."""
-    node = out["node_name"] = req["node_name"] or "celery@" + out["hostname"]
-    celery_app = app()[0]
-    with broker(celery_app) as connection:
-        drain_round(celery_app, connection, node, req["queues"], req["wait"], out)
-
-
 def drain_round(celery_app, connection, node, queues, wait, out):
     control = celery_app.control
     deadline = time.time() + wait
@@ -489,9 +479,9 @@ def main():
     out = {"hostname": socket.gethostname()}
     out["versions"] = {"airflow": dist_version("apache-airflow"), "celery": dist_version("celery"),
                        "celery_provider": dist_version("apache-airflow-providers-celery")}
-    job = {"facts": facts, "check": check, "ping": ping, "drain": drain, "resume": resume}[req["mode"]]
-    if req["mode"] in ("drain", "resume"):
-        # A worker that cannot be drained is reported, and restarted as without a drain.
+    job = {"facts": facts, "check": check, "ping": ping, "resume": resume}[req["mode"]]
+    if req["mode"] == "resume":
+        # A worker that does not take its queues back is reported; the note stays for the next run.
         try:
             job(out)
         except Exception as exc:

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""What the facts, check and ping modules share: the `install` option they all take, the
+"""What the facts, check, ping and drain modules share: the `install` option they all take, the
 worker as its unit runs it (user, environment, working directory, team), and running
 module_utils/airflow_celery_config_child.py in the worker's interpreter. The record module
 takes some of the `install` keys (INSTALL_OPTIONS) and reads the unit itself."""
@@ -63,7 +63,7 @@ INSTALL_SPEC = dict(type="dict", required=True, options=INSTALL_OPTIONS)
 
 # What the child was asked to do, for the message when it cannot.
 JOBS = {"facts": "import Airflow", "check": "load the worker's Celery app", "ping": "ping the worker",
-        "drain": "drain the worker", "resume": "give the worker its queues back"}
+        "resume": "give the worker its queues back"}
 
 
 class Worker(object):
