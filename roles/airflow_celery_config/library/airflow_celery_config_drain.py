@@ -163,8 +163,8 @@ def main():
         # A worker that starts again consumes all its queues: a note has nothing left to give back.
         if note is not None:
             os.remove(path)
-        module.exit_json(answered=False, problem="the worker unit %s is not active" % p["install"]["service"],
-                         **dict(result, changed=note is not None, queues=[]))
+        result.update(changed=note is not None, queues=[])
+        module.exit_json(answered=False, problem="the worker unit %s is not active" % p["install"]["service"], **result)
     if note is None:
         module.exit_json(answered=True, **result)
     answer = worker.ask("resume", queues=note["queues"])
@@ -173,7 +173,8 @@ def main():
         # The note stays, so the next run tries again.
         module.exit_json(answered=False, problem=answer["problem"], **result)
     os.remove(path)
-    module.exit_json(answered=True, **dict(result, changed=True))
+    result["changed"] = True
+    module.exit_json(answered=True, **result)
 
 
 if __name__ == "__main__":
