@@ -8,7 +8,6 @@ import time
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "roles/airflow_celery_config/module_utils"))
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from airflow_celery_config_drain import (  # noqa: E402
     DrainThenRestart, busy_summary, busy_tasks, busy_text, merged, note_path, read_note, write_note)
@@ -121,7 +120,7 @@ def give_back(monkeypatch, tmp_path, capsys, note=None, active=True, answer=None
     """The drain module's main() on a fake worker: its result, what the worker was asked, and
     whether the note is still there."""
     from ansible.module_utils.testing import patch_module_args
-    from test_modules import ROLE, load
+    from test_modules import INSTALL, ROLE, load
     module = load(ROLE / "library/airflow_celery_config_drain.py")
     asked = []
 
@@ -137,10 +136,7 @@ def give_back(monkeypatch, tmp_path, capsys, note=None, active=True, answer=None
     path = note_path(str(tmp_path), "airflow-worker")
     if note is not None:
         write_note(path, note, 1700000000.0)
-    install = {"python": "/venv/bin/python", "airflow_home": "/srv/airflow", "cfg_path": "/srv/airflow/airflow.cfg",
-               "service": "airflow-worker", "module_dir": "/srv/airflow/config", "module_name": "my_celery_config",
-               "dict_name": "CELERY_CONFIG"}
-    with patch_module_args({"install": install, "note_dir": str(tmp_path)}), pytest.raises(SystemExit):
+    with patch_module_args({"install": INSTALL, "note_dir": str(tmp_path)}), pytest.raises(SystemExit):
         module.main()
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     return result, asked, read_note(path) is not None
