@@ -94,7 +94,10 @@ def test_a_write_compares_content_owner_group_and_mode(tmp_path):
 def install():
     """An AIRFLOW_HOME with a link to airflow.cfg, in folders only the test's user can write
     (pytest's tmp_path lies under /tmp, which every user can write)."""
-    root = pathlib.Path(tempfile.mkdtemp(dir=pathlib.Path(__file__).resolve().parent.parent / ".cache"))
+    cache = pathlib.Path(__file__).resolve().parent.parent / ".cache"
+    # A fresh clone has no .cache yet (`make unit` alone, before any `make test`).
+    cache.mkdir(exist_ok=True)
+    root = pathlib.Path(tempfile.mkdtemp(dir=cache))
     root.chmod(0o755)
     (root / "etc").mkdir(mode=0o755)
     (root / "etc" / "airflow.cfg").write_text("[core]\n")
