@@ -116,7 +116,47 @@ def test_the_child_runs_without_ansible_or_airflow_until_asked():
     imported = {alias.name.split(".")[0] for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
                 for alias in node.names} | {node.module.split(".")[0] for node in tree.body
                                             if isinstance(node, ast.ImportFrom) and node.module}
-    assert imported <= {"importlib", "json", "re", "socket", "sys", "time"}
+    assert imported <= {"importlib", "json", "os", "re", "socket", "sys", "time"}
+
+
+FAKE_AIRFLOW = {
+    # As Airflow 2.6+ has it: the import initializes unless _AIRFLOW__AS_LIBRARY is set.
+    "__init__.py": "import os\nfrom airflow import settings\n"
+                   "if not os.environ.get('_AIRFLOW__AS_LIBRARY'):\n    settings.initialize()\n",
+    "settings.py": "import os\nCALLS = []\n"
+                   "def initialize():\n    CALLS.append('initialize')\n"
+                   "def configure_vars():\n    CALLS.append('configure_vars')\n"
+                   "def prepare_syspath_for_config_and_plugins():\n    CALLS.append('prepare_syspath_for_config_and_plugins')\n"
+                   "def import_local_settings():\n    CALLS.append(('import_local_settings', os.environ.get('_AIRFLOW__AS_LIBRARY')))\n",
+}
+
+
+def airflow_loaded(monkeypatch, tmp_path, version, drop=None):
+    """The settings steps load_airflow ran on a fake Airflow of `version`."""
+    package = tmp_path / "airflow"
+    package.mkdir()
+    for name, text in FAKE_AIRFLOW.items():
+        (package / name).write_text(text.replace("def %s(" % drop, "def _gone_%s(" % drop) if drop else text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("airflow", "airflow.settings"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setattr(child(), "dist_version", lambda name: version)
+    monkeypatch.delenv("_AIRFLOW__AS_LIBRARY", raising=False)
+    child().load_airflow()
+    return sys.modules["airflow.settings"].CALLS
+
+
+def test_airflow_3_is_imported_as_a_library_then_set_up_as_far_as_the_app_needs(monkeypatch, tmp_path):
+    calls = airflow_loaded(monkeypatch, tmp_path, "3.3.2")
+    # The switch is off again once Airflow is imported: the steps and anything later see no trace.
+    assert calls == ["configure_vars", "prepare_syspath_for_config_and_plugins", ("import_local_settings", None)]
+    assert "_AIRFLOW__AS_LIBRARY" not in __import__("os").environ
+
+
+@pytest.mark.parametrize("version, drop", [("2.10.5", None), ("1.10.15", None), (None, None),
+                                           ("3.4.0", "prepare_syspath_for_config_and_plugins")])
+def test_older_airflow_or_one_without_the_steps_initializes_in_full(monkeypatch, tmp_path, version, drop):
+    assert airflow_loaded(monkeypatch, tmp_path, version, drop) == ["initialize"]
 
 
 def test_contains_compares_nested_settings_as_the_check_does():
