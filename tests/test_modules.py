@@ -4,6 +4,7 @@ in the worker's interpreter is a real file whose pure parts work on their own.""
 import ast
 import importlib
 import importlib.util
+import os
 import pathlib
 import re
 import sys
@@ -150,7 +151,7 @@ def test_airflow_3_is_imported_as_a_library_then_set_up_as_far_as_the_app_needs(
     calls = airflow_loaded(monkeypatch, tmp_path, "3.3.2")
     # The switch is off again once Airflow is imported: the steps and anything later see no trace.
     assert calls == ["configure_vars", "prepare_syspath_for_config_and_plugins", ("import_local_settings", None)]
-    assert "_AIRFLOW__AS_LIBRARY" not in __import__("os").environ
+    assert "_AIRFLOW__AS_LIBRARY" not in os.environ
 
 
 @pytest.mark.parametrize("version, drop", [("2.10.5", None), ("1.10.15", None), (None, None),

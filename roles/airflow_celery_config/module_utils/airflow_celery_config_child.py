@@ -45,7 +45,7 @@ LIBRARY_STEPS = ("configure_vars", "prepare_syspath_for_config_and_plugins", "im
 def load_airflow():
     """Imports Airflow as far as building the worker's Celery app needs. On Airflow 3 `import
     airflow` also sets up logging, the ORM, policy plugins and the secrets masker, which no
-    Celery setting comes from and which cost a read about a third of its CPU: with
+    Celery setting comes from and which cost about a quarter of a read's CPU (3.3.2): with
     _AIRFLOW__AS_LIBRARY set the import skips them, and only LIBRARY_STEPS run. Airflow 2.10
     and older (the switch came in 2.6, but saves little there) initialize in full."""
     if "airflow" in sys.modules:
