@@ -19,6 +19,9 @@ export ACC_AIRFLOW_VERSIONS := $(AIRFLOW_VERSIONS)
 # The graceful-restart and rollback proofs (about 2 minutes a run) run where a worker has the
 # newest or the oldest Airflow; every run has the rest of molecule/default.
 RESTART_PROOF_VERSIONS ?= 3.3.2 1.10.15
+# The rolling-drain proof alone (about 1.5 minutes a run) also runs where a worker has one of
+# these: Airflow 2's newest Celery beside the newest and the oldest.
+DRAIN_PROOF_VERSIONS ?= 2.10.5
 # The record's input-change cases (molecule/default/record_cases.yml) need the celery provider:
 # they run where the first worker has 3.3.2.
 # Control nodes molecule/native runs the role from (docs/testing.md: Control nodes); empty: all
@@ -72,7 +75,7 @@ collection-checks: venv
 # needs an image still being built waits for it (scripts/build-images.sh holds a lock), so on a
 # fresh machine the builds, which wait on downloads much of the time, overlap the first scenarios.
 SCENARIOS ?= bad_input multi_install fallback postgres native restarts hosts rabbitmq
-LATE_SCENARIOS ?= multi_install postgres hosts rabbitmq
+LATE_SCENARIOS ?= multi_install postgres rabbitmq
 
 test: setup
 	@mkdir -p $(dir $(ACC_TIMES)) && : > $(ACC_TIMES)
@@ -114,8 +117,9 @@ test-versions:
 	  ACC_AIRFLOW_VERSIONS="$$first $$second" scripts/build-images.sh || exit 1; \
 	  echo "== $$(date +%T) molecule default scenario, Airflow $$first and $$second"; \
 	  case " $(RESTART_PROOF_VERSIONS) " in *" $$first "*|*" $$second "*) proofs=true ;; *) proofs=false ;; esac; \
+	  case " $(DRAIN_PROOF_VERSIONS) " in *" $$first "*|*" $$second "*) drain=true ;; *) drain=$$proofs ;; esac; \
 	  case $$first in 3.3.2) records=true ;; *) records=false ;; esac; \
-	  ACC_AIRFLOW_VERSION=$$first ACC_AIRFLOW_VERSION_2=$$second ACC_RESTART_PROOFS=$$proofs ACC_RECORD_CASES=$$records \
+	  ACC_AIRFLOW_VERSION=$$first ACC_AIRFLOW_VERSION_2=$$second ACC_RESTART_PROOFS=$$proofs ACC_DRAIN_PROOF=$$drain ACC_RECORD_CASES=$$records \
 	    molecule test -s default 2>&1 | scripts/timelog.py "default $$first+$$second" || exit 1; \
 	done; \
 	echo "== $$(date +%T) the Airflow matrix passed"
