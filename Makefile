@@ -19,8 +19,8 @@ export ACC_AIRFLOW_VERSIONS := $(AIRFLOW_VERSIONS)
 # The graceful-restart and rollback proofs (about 2 minutes a run) run where a worker has the
 # newest or the oldest Airflow; every run has the rest of molecule/default.
 RESTART_PROOF_VERSIONS ?= 3.3.2 1.10.15
-# The rolling-drain proof alone (about 1.5 minutes a run) also runs where a worker has one of
-# these: Airflow 2's newest Celery beside the newest and the oldest.
+# The rolling-drain proof, one of those above, also runs alone (about 1.5 minutes a run) where a
+# worker has one of these: Airflow 2's newest Celery, besides the newest and the oldest.
 DRAIN_PROOF_VERSIONS ?= 2.10.5
 # The record's input-change cases (molecule/default/record_cases.yml) need the celery provider:
 # they run where the first worker has 3.3.2.
